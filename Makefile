@@ -1,0 +1,70 @@
+# swiftfleet: run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PYTHON  ?= python3.11
+CLUSTER ?=
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+CONFIG_ARG := $(if $(CLUSTER),--config $(CLUSTER),)
+APT_PACKAGES := docker.io mmdebstrap iproute2 iptables openssh-client
+
+.PHONY: help deps apt-deps venv dockerd image cluster-up cluster-down cluster-status check demo \
+        lint test test-fast tf-check
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+deps: apt-deps venv dockerd ## Install everything (apt packages, Python venv) and start dockerd
+
+apt-deps: ## Install the Debian packages the kit needs (docker.io, mmdebstrap, ...)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed ## Create the Python virtual environment with the kit and its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+dockerd: ## Start a Docker engine if none is running
+	@bash scripts/start-dockerd.sh
+
+image: venv ## Build the Debian node image for local clusters and Molecule (offline, ~30 s)
+	swiftfleet image
+
+cluster-up: venv ## Create the cluster (CLUSTER=file.yml; default: 2 local nodes) and write the inventory
+	swiftfleet cluster up $(CONFIG_ARG)
+
+cluster-down: venv ## Remove every resource of the cluster and its inventory
+	swiftfleet cluster down $(CONFIG_ARG)
+
+cluster-status: venv ## Show the cluster's nodes
+	swiftfleet cluster status $(CONFIG_ARG)
+
+check: venv ## Connectivity and GPU report over SSH (JSON=1 for JSON)
+	swiftfleet check $(CONFIG_ARG) $(if $(JSON),--json,)
+
+demo: cluster-up check ## The main job on the local default: cluster up, then the connectivity report
+
+lint: venv ## ruff, mypy, terraform fmt/validate, checkov, ansible-lint
+	ruff check src tests bench
+	ruff format --check src tests bench
+	mypy src
+	$(MAKE) tf-check
+
+tf-check: venv ## terraform fmt -check, validate, test and the checkov scan
+	bash scripts/tf-check.sh
+
+test: venv dockerd ## The whole suite: lint, then pytest (Terraform on moto, local cluster, Molecule)
+	$(MAKE) lint
+	pytest -ra
+
+test-fast: venv ## Only the tests that need neither Docker nor Terraform
+	pytest -ra -m "not docker and not moto"

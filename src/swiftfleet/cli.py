@@ -1,0 +1,126 @@
+"""`swiftfleet`: the command line behind the Makefile targets.
+
+Every user-facing problem is a SwiftfleetError, printed as one line on stderr with exit code 2.
+Provider modules are imported lazily so that `--help` and input validation stay fast and touch nothing.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.inventory import Cluster, read_inventory
+from swiftfleet.settings import AwsCluster, ClusterSpec, HostsCluster, LocalCluster, load_cluster
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Cluster file (default: $SWIFTFLEET_CLUSTER, else the local 2-node cluster).",
+)
+
+
+@click.group()
+def cli() -> None:
+    """Provision a GPU cluster and run ms-swift on it."""
+
+
+@cli.group()
+def cluster() -> None:
+    """Bring a cluster up, show it, take it down."""
+
+
+@cluster.command("up")
+@config_option
+@click.option("--yes", is_flag=True, help="Do not ask before creating billed cloud resources.")
+def cluster_up(config: Path | None, yes: bool) -> None:
+    """Create the nodes and write the Ansible inventory."""
+    spec = load_cluster(config)
+    result = _provider(spec).up(spec, assume_yes=yes)  # type: ignore[arg-type]
+    _print_nodes(result)
+
+
+@cluster.command("down")
+@config_option
+def cluster_down(config: Path | None) -> None:
+    """Remove every node and resource of the cluster, then its inventory."""
+    spec = load_cluster(config)
+    _provider(spec).down(spec)  # type: ignore[arg-type]
+    click.echo(f"cluster {spec.name!r} is down")
+
+
+@cluster.command("status")
+@config_option
+def cluster_status(config: Path | None) -> None:
+    """Show the nodes of the cluster as the inventory has them."""
+    spec = load_cluster(config)
+    _print_nodes(read_inventory(spec.name))
+
+
+@cli.command("check")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_cmd(config: Path | None, as_json: bool) -> None:
+    """Log into every node: reachability, GPUs, driver, and the path to rank 0's rendezvous port."""
+    from swiftfleet import check
+
+    spec = load_cluster(config)
+    report = check.run(read_inventory(spec.name))
+    click.echo(json.dumps(report, indent=2) if as_json else check.format_table(report))
+    if not check.healthy(report):
+        raise SwiftfleetError("check failed: see the table above")
+
+
+@cli.command("image")
+@click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
+@click.option("--tag", default=LocalCluster().image, show_default=True)
+def image_cmd(rebuild: bool, tag: str) -> None:
+    """Build the Debian systemd+sshd node image offline (mmdebstrap + docker import)."""
+    from swiftfleet import image
+
+    image.ensure_image(tag, rebuild=rebuild)
+
+
+def _provider(spec: ClusterSpec):  # type: ignore[no-untyped-def]
+    """The module that handles this kind of cluster; each has up(spec, assume_yes) and down(spec)."""
+    if isinstance(spec, AwsCluster):
+        from swiftfleet import aws_cluster
+
+        return aws_cluster
+    if isinstance(spec, HostsCluster):
+        from swiftfleet import hosts_file
+
+        return hosts_file
+    from swiftfleet import local_cluster
+
+    return local_cluster
+
+
+def _print_nodes(c: Cluster) -> None:
+    from swiftfleet.table import render
+
+    rows = [
+        [n.name, n.rank, n.ansible_host, n.private_ip, n.ssh_user, n.gpu_count, n.gpu_memory_gib,
+         n.instance_type, n.availability_zone or "-"]
+        for n in c.nodes
+    ]
+    head = ["node", "rank", "ssh host", "private ip", "user", "gpus", "gpu GiB", "type", "az"]
+    click.echo(render(head, rows))
+    click.echo(f"cluster {c.name!r} ({c.provider}): {len(c.nodes)} node(s), MASTER_ADDR={c.master_addr}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except SwiftfleetError as exc:
+        click.echo(f"swiftfleet: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("swiftfleet: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

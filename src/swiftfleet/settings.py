@@ -1,0 +1,132 @@
+"""The cluster file (`cluster.yml`): which nodes to get and where. Validated before any cloud or host call.
+
+Three providers share one inventory format:
+- `local`: systemd + sshd containers on a private bridge (the embedded default, no AWS settings needed);
+- `aws`: the Terraform module under terraform/;
+- `hosts`: machines made any other way, listed in a hosts file.
+"""
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.instance_types import INSTANCE_TYPES
+from swiftfleet.validation import parse_union, read_yaml
+
+DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+SSH_KEY_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalCluster(_Strict):
+    provider: Literal["local"] = "local"
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = "local"
+    node_count: Annotated[int, Field(ge=1, le=8)] = 2
+    # A private range of the project's own; the bridge and its fixed IPs live only on this machine.
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("172.30.0.0/24")
+    image: str = "swiftfleet-node:bookworm"
+
+    @field_validator("subnet")
+    @classmethod
+    def _private_subnet(cls, v: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not v.is_private or v.prefixlen > 28:
+            raise ValueError(f"{v} must be a private range of /28 or larger")
+        return v
+
+
+class AwsCluster(_Strict):
+    provider: Literal["aws"]
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    instance_type: str
+    node_count: Annotated[int, Field(ge=1, le=64)]
+    admin_cidrs: Annotated[list[ipaddress.IPv4Network], Field(min_length=1)]
+    allow_ssh_from_anywhere: bool = False
+    client_cidrs: list[ipaddress.IPv4Network] = []
+    deploy_port: Annotated[int, Field(ge=1024, le=65535)] = 8000
+    public_key_file: Path
+    private_key_file: Path | None = None
+    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]] = []
+    subnet_id: Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")] | None = None
+    spot: bool = False
+    ttl_hours: Annotated[int, Field(ge=1, le=168)] = 12
+    root_volume_gib: Annotated[int, Field(ge=50, le=16384)] = 200
+    placement_group: bool | None = None  # None: on where the type supports it
+    ami_ssm_parameter: Annotated[str, Field(pattern=r"^/")] = DLAMI_PARAMETER
+    ami_id: Annotated[str, Field(pattern=r"^ami-[0-9a-f]+$")] | None = None
+    ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]*$")] = "ubuntu"
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        if v not in INSTANCE_TYPES:
+            raise ValueError(f"unknown GPU instance type {v!r}; known: {', '.join(sorted(INSTANCE_TYPES))}")
+        return v
+
+    @field_validator("public_key_file", "private_key_file")
+    @classmethod
+    def _readable(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        path = v.expanduser()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ValueError(f"key file {path} does not exist or is not readable")
+        return path.resolve()
+
+    @field_validator("public_key_file")
+    @classmethod
+    def _public_key(cls, v: Path) -> Path:
+        if not v.read_text(errors="replace").startswith(SSH_KEY_PREFIXES):
+            raise ValueError(f"{v} is not an OpenSSH public key (ssh-ed25519/ssh-rsa/ecdsa)")
+        return v
+
+    @model_validator(mode="after")
+    def _checks(self) -> "AwsCluster":
+        for cidr in self.admin_cidrs:
+            if cidr.prefixlen == 0 and not self.allow_ssh_from_anywhere:
+                raise ValueError(
+                    f"admin_cidrs: {cidr} opens SSH to the whole internet; name your own CIDR "
+                    "or set allow_ssh_from_anywhere: true"
+                )
+        if self.subnet_id and len(self.availability_zones) > 1:
+            raise ValueError("subnet_id pins one AZ: give at most one availability_zones entry with it")
+        if self.private_key_file is None:
+            private = self.public_key_file.with_suffix("")
+            if private == self.public_key_file or not private.is_file():
+                raise ValueError("private_key_file: not given and no private key beside public_key_file")
+            object.__setattr__(self, "private_key_file", private)
+        return self
+
+
+class HostsCluster(_Strict):
+    provider: Literal["hosts"]
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    hosts_file: Path
+
+
+ClusterSpec = LocalCluster | AwsCluster | HostsCluster
+_SPEC: TypeAdapter[ClusterSpec] = TypeAdapter(Annotated[ClusterSpec, Field(discriminator="provider")])
+
+
+def load_cluster(path: Path | None) -> ClusterSpec:
+    """Read the cluster file; with none given (nor $SWIFTFLEET_CLUSTER), the local default."""
+    if path is None and os.environ.get("SWIFTFLEET_CLUSTER"):
+        path = Path(os.environ["SWIFTFLEET_CLUSTER"])
+    if path is None:
+        return LocalCluster()
+    data = read_yaml(path, "cluster file")
+    if not isinstance(data, dict):
+        raise SwiftfleetError(f"cluster file {path}: expected a mapping of settings")
+    data.setdefault("provider", "local")
+    spec = parse_union(_SPEC, data, str(path))
+    if isinstance(spec, HostsCluster) and not spec.hosts_file.is_absolute():
+        spec = spec.model_copy(update={"hosts_file": (path.parent / spec.hosts_file).resolve()})
+    return spec
