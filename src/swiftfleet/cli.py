@@ -65,9 +65,9 @@ def cluster_status(config: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_cmd(config: Path | None, as_json: bool) -> None:
     """Log into every node: reachability, GPUs, driver, and the path to rank 0's rendezvous port."""
+    spec = load_cluster(config)
     from swiftfleet import check
 
-    spec = load_cluster(config)
     report = check.run(read_inventory(spec.name))
     click.echo(json.dumps(report, indent=2) if as_json else check.format_table(report))
     if not check.healthy(report):
@@ -103,8 +103,17 @@ def _print_nodes(c: Cluster) -> None:
     from swiftfleet.table import render
 
     rows = [
-        [n.name, n.rank, n.ansible_host, n.private_ip, n.ssh_user, n.gpu_count, n.gpu_memory_gib,
-         n.instance_type, n.availability_zone or "-"]
+        [
+            n.name,
+            n.rank,
+            n.ansible_host,
+            n.private_ip,
+            n.ssh_user,
+            n.gpu_count,
+            n.gpu_memory_gib,
+            n.instance_type,
+            n.availability_zone or "-",
+        ]
         for n in c.nodes
     ]
     head = ["node", "rank", "ssh host", "private ip", "user", "gpus", "gpu GiB", "type", "az"]

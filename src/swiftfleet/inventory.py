@@ -103,7 +103,9 @@ def write_inventory(cluster: Cluster, known_hosts: list[str]) -> Path:
     path = inventory_path(cluster.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by swiftfleet for cluster {cluster.name!r} ({cluster.provider}); regenerated on cluster up.\n"
-    path.write_text(header + yaml.safe_dump({"all": {"children": {group_name(cluster.name): group}}}, sort_keys=False))
+    path.write_text(
+        header + yaml.safe_dump({"all": {"children": {group_name(cluster.name): group}}}, sort_keys=False)
+    )
     return path
 
 
@@ -117,7 +119,9 @@ def read_inventory(cluster: str) -> Cluster:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError:
-        raise SwiftfleetError(f"no inventory for cluster {cluster!r} at {path}: run `make cluster-up` first") from None
+        raise SwiftfleetError(
+            f"no inventory for cluster {cluster!r} at {path}: run `make cluster-up` first"
+        ) from None
     group = data["all"]["children"][group_name(cluster)]
     nodes = [
         Node(

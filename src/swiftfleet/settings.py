@@ -126,7 +126,7 @@ def load_cluster(path: Path | None) -> ClusterSpec:
     if not isinstance(data, dict):
         raise SwiftfleetError(f"cluster file {path}: expected a mapping of settings")
     data.setdefault("provider", "local")
-    spec = parse_union(_SPEC, data, str(path))
+    spec = parse_union(_SPEC, data, f"cluster file {path}")
     if isinstance(spec, HostsCluster) and not spec.hosts_file.is_absolute():
         spec = spec.model_copy(update={"hosts_file": (path.parent / spec.hosts_file).resolve()})
     return spec

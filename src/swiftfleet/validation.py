@@ -19,6 +19,11 @@ def one_line(source: str, exc: ValidationError, skip: int = 0) -> SwiftfleetErro
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"][skip:])
     msg = err["msg"].removeprefix("Value error, ")
+    # For an unknown union tag, pydantic's own wording names neither the field nor the value well.
+    if err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        where = str(ctx.get("discriminator", "")).strip("'")
+        msg = f"{ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
     return SwiftfleetError(f"{source}: {where or 'file'}: {msg}{suffix}")

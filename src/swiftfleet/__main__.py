@@ -1,0 +1,3 @@
+from swiftfleet.cli import main
+
+main()
