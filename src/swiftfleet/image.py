@@ -81,7 +81,7 @@ def ensure_image(tag: str = DEFAULT_TAG, rebuild: bool = False) -> None:
         tarball = Path(tmp) / "rootfs.tar"
         hook = Path(tmp) / "customize.sh"
         hook.write_text(CUSTOMIZE)
-        _progress(f"image {tag}: mmdebstrap bookworm ({len(PACKAGES)} packages) ...")
+        progress(f"image {tag}: mmdebstrap bookworm ({len(PACKAGES)} packages) ...")
         cmd = [
             "mmdebstrap", "--variant=apt", "--mode=auto", "--quiet", f"--include={','.join(PACKAGES)}",
             f'--customize-hook=sh {hook} "$1"', "bookworm", str(tarball), *MIRRORS,
@@ -91,14 +91,17 @@ def ensure_image(tag: str = DEFAULT_TAG, rebuild: bool = False) -> None:
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
             raise SwiftfleetError(f"image {tag}: mmdebstrap failed (rc {proc.returncode}): {tail}")
         size_mb = tarball.stat().st_size // 2**20
-        _progress(f"image {tag}: importing the {size_mb} MB rootfs into Docker ...")
+        progress(f"image {tag}: importing the {size_mb} MB rootfs into Docker ...")
         repository, version = tag.rsplit(":", 1) if ":" in tag.rsplit("/", 1)[-1] else (tag, "latest")
         try:
-            client.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=CHANGES)
+            client.api.import_image_from_file(
+                str(tarball), repository=repository, tag=version, changes=CHANGES
+            )
         except docker.errors.APIError as exc:
             raise SwiftfleetError(f"image {tag}: docker import failed: {exc.explanation}") from None
-    _progress(f"image {tag}: ready")
+    progress(f"image {tag}: ready")
 
 
-def _progress(line: str) -> None:
+def progress(line: str) -> None:
+    """One progress line on stderr (stdout stays clean for --json output)."""
     print(line, file=sys.stderr, flush=True)
