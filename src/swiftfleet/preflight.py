@@ -1,0 +1,260 @@
+"""Checks against the AWS account before anything is created: one row per check, and no apply after a failure.
+
+Every call is read-only. Clients are plain boto3 clients, so AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
+(tests point it at moto) work as they do for any AWS tool.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import boto3
+import click
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.parsers import ResponseParserError
+
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.instance_types import family
+from swiftfleet.settings import AwsCluster
+from swiftfleet.table import render
+
+Status = Literal["ok", "warn", "fail"]
+# A dead endpoint should fail the check in seconds, not after botocore's long default retry schedule.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30)
+# Service Quotas codes of EC2's vCPU limits per instance family: (on-demand, spot).
+# G and VT: "Running On-Demand G and VT instances" / "All G and VT Spot Instance Requests"; P likewise.
+VCPU_QUOTAS: dict[str, tuple[str, str]] = {
+    "g": ("L-DB2E81BA", "L-3819A6DF"),
+    "vt": ("L-DB2E81BA", "L-3819A6DF"),
+    "p": ("L-417A185B", "L-7212CCBC"),
+}
+STANDARD_QUOTAS = ("L-1216C47A", "L-34B43A08")  # Standard (A, C, D, H, I, M, R, T, Z) on-demand / spot
+
+
+class Row(NamedTuple):
+    check: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class Clients:
+    ec2: Any
+    ssm: Any
+    sts: Any
+    quotas: Any
+
+    @classmethod
+    def for_region(cls, region: str) -> "Clients":
+        session = boto3.Session(region_name=region)
+
+        def make(service: str) -> Any:
+            return session.client(service, config=CLIENT_CONFIG)
+
+        return cls(ec2=make("ec2"), ssm=make("ssm"), sts=make("sts"), quotas=make("service-quotas"))
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    # Where to try, in order: only zones that passed every check.
+    zones: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == "fail" for r in self.rows)
+
+    def table(self) -> str:
+        return render(["check", "status", "detail"], self.rows)
+
+
+def _error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()
+    return str(exc).splitlines()[0]
+
+
+def check(spec: AwsCluster, clients: Clients) -> Report:
+    """Run every check, print the table, and stop with a SwiftfleetError if any check failed."""
+    report = run(spec, clients)
+    click.echo(report.table())
+    if report.failed:
+        failed = ", ".join(r.check for r in report.rows if r.status == "fail")
+        raise SwiftfleetError(f"preflight failed ({failed}): see the table above; nothing was created")
+    return report
+
+
+def run(spec: AwsCluster, clients: Clients) -> Report:
+    report = Report()
+    # Without credentials or a region every later call fails the same way: stop at the first such failure.
+    for step in (_credentials, _region):
+        report.rows.append(step(spec, clients))
+        if report.failed:
+            return report
+    type_info = _instance_type(clients.ec2, spec.instance_type)
+    if isinstance(type_info, Row):
+        report.rows.append(type_info)
+        return report
+    row, zones = _offered_zones(spec, clients.ec2)
+    report.rows.append(row)
+    if zones:
+        row, report.zones = _subnet_zones(spec, clients.ec2, zones)
+        report.rows.append(row)
+    report.rows.append(_vcpu_quota(spec, clients.quotas, type_info["VCpuInfo"]["DefaultVCpus"]))
+    report.rows.append(_ami(spec, clients, type_info["ProcessorInfo"]["SupportedArchitectures"]))
+    return report
+
+
+def _credentials(spec: AwsCluster, clients: Clients) -> Row:
+    try:
+        me = clients.sts.get_caller_identity()
+    except (NoCredentialsError, PartialCredentialsError):
+        return Row(
+            "credentials", "fail", "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/...)"
+        )
+    except ClientError as exc:
+        return Row("credentials", "fail", _error(exc))
+    except (BotoCoreError, ResponseParserError) as exc:
+        return Row(
+            "region", "fail", f"AWS did not answer in {spec.region} ({_error(exc)}): does the region exist?"
+        )
+    return Row("credentials", "ok", f"account {me['Account']} as {me['Arn']}")
+
+
+def _region(spec: AwsCluster, clients: Clients) -> Row:
+    try:
+        listed = clients.ec2.describe_regions(AllRegions=True)["Regions"]
+        regions = {r["RegionName"]: r.get("OptInStatus", "") for r in listed}
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
+        return Row(
+            "region", "fail", f"EC2 did not answer in {spec.region} ({_error(exc)}): does the region exist?"
+        )
+    if spec.region not in regions:
+        return Row("region", "fail", f"{spec.region} is not an EC2 region of this account's partition")
+    if regions[spec.region] == "not-opted-in":
+        return Row("region", "fail", f"{spec.region} is not enabled for this account (opt in first)")
+    return Row("region", "ok", spec.region)
+
+
+def _instance_type(ec2: Any, instance_type: str) -> dict[str, Any] | Row:
+    try:
+        return ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"][0]  # type: ignore[no-any-return]
+    except (ClientError, IndexError) as exc:
+        return Row(
+            "instance type", "fail", f"{instance_type} is not available in this region ({_error(exc)})"
+        )
+
+
+def _offered_zones(spec: AwsCluster, ec2: Any) -> tuple[Row, list[str]]:
+    """The zones to try: spec.availability_zones in the user's order, else every standard AZ, minus those
+    that do not offer the type."""
+    pages = ec2.get_paginator("describe_instance_type_offerings").paginate(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [spec.instance_type]}]
+    )
+    offered = {o["Location"] for page in pages for o in page["InstanceTypeOfferings"]}
+    if spec.availability_zones:
+        wanted = spec.availability_zones
+    else:
+        # Local and Wavelength zones are left out: a GPU cluster belongs in a regular AZ.
+        zones = ec2.describe_availability_zones(
+            Filters=[{"Name": "zone-type", "Values": ["availability-zone"]}]
+        )
+        wanted = sorted(z["ZoneName"] for z in zones["AvailabilityZones"] if z["State"] == "available")
+    zones = [z for z in wanted if z in offered]
+    missing = [z for z in wanted if z not in offered]
+    where = f"{spec.instance_type} offered in {', '.join(zones) or 'none of them'}"
+    if not zones:
+        return Row("instance type", "fail", f"{spec.instance_type} is not offered in {', '.join(wanted)}"), []
+    if missing and spec.availability_zones:
+        return Row("instance type", "warn", f"{where}; not in {', '.join(missing)}"), zones
+    return Row("instance type", "ok", where), zones
+
+
+def _subnet_zones(spec: AwsCluster, ec2: Any, zones: list[str]) -> tuple[Row, list[str]]:
+    """The module takes spec.subnet_id, else the default subnet of the zone: keep zones that have one."""
+    if spec.subnet_id:
+        try:
+            subnet = ec2.describe_subnets(SubnetIds=[spec.subnet_id])["Subnets"][0]
+        except (ClientError, IndexError) as exc:
+            return Row("subnet", "fail", f"{spec.subnet_id}: {_error(exc)}"), []
+        zone = subnet["AvailabilityZone"]
+        if zone not in zones:
+            return Row(
+                "subnet", "fail", f"{spec.subnet_id} lies in {zone}, where the type is not offered/wanted"
+            ), []
+        return Row("subnet", "ok", f"{spec.subnet_id} in {zone}"), [zone]
+    subnets = ec2.describe_subnets(
+        Filters=[
+            {"Name": "default-for-az", "Values": ["true"]},
+            {"Name": "availability-zone", "Values": zones},
+        ]
+    )["Subnets"]
+    with_default = {s["AvailabilityZone"] for s in subnets}
+    kept = [z for z in zones if z in with_default]
+    if not kept:
+        return Row("subnet", "fail", f"no default subnet in {', '.join(zones)}: set subnet_id"), []
+    lacking = [z for z in zones if z not in with_default]
+    detail = "default subnet in " + ", ".join(kept) + (f"; none in {', '.join(lacking)}" if lacking else "")
+    return Row("subnet", "warn" if lacking else "ok", detail), kept
+
+
+def quota_code(instance_type: str, spot: bool) -> str:
+    fam = family(instance_type)
+    codes = VCPU_QUOTAS.get(fam[:2]) or VCPU_QUOTAS.get(fam[:1]) or STANDARD_QUOTAS
+    return codes[1] if spot else codes[0]
+
+
+def _vcpu_quota(spec: AwsCluster, quotas: Any, vcpus_per_node: int) -> Row:
+    needed = spec.node_count * vcpus_per_node
+    code = quota_code(spec.instance_type, spec.spot)
+    calls: list[Callable[[], Any]] = [
+        lambda: quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code),
+        # An account that never changed the quota may only have the default.
+        lambda: quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code),
+    ]
+    problem = ""
+    for call in calls:
+        try:
+            quota = call()["Quota"]
+            break
+        except (BotoCoreError, ClientError, ResponseParserError) as exc:
+            problem = _error(exc)
+    else:
+        return Row(
+            "vCPU quota", "warn", f"quota {code} not readable ({problem}); the cluster needs {needed} vCPUs"
+        )
+    limit = int(quota["Value"])
+    name = quota.get("QuotaName", code)
+    if needed > limit:
+        return Row(
+            "vCPU quota", "fail",
+            f"needs {needed} vCPUs ({spec.node_count} x {vcpus_per_node}), '{name}' allows {limit}: "
+            f"request an increase (Service Quotas, ec2 {code})",
+        )  # fmt: skip
+    return Row("vCPU quota", "ok", f"needs {needed} of {limit} vCPUs ('{name}'; running instances count too)")
+
+
+def _ami(spec: AwsCluster, clients: Clients, architectures: list[str]) -> Row:
+    source = "ami_id"
+    image_id = spec.ami_id
+    if image_id is None:
+        source = spec.ami_ssm_parameter
+        try:
+            image_id = clients.ssm.get_parameter(Name=spec.ami_ssm_parameter)["Parameter"]["Value"]
+        except ClientError as exc:
+            return Row("AMI", "fail", f"SSM parameter {spec.ami_ssm_parameter}: {_error(exc)}")
+    try:
+        images = clients.ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as exc:
+        return Row("AMI", "fail", f"{image_id} (from {source}): {_error(exc)}")
+    if not images:
+        return Row("AMI", "fail", f"{image_id} (from {source}) does not exist in {spec.region}")
+    image = images[0]
+    if image.get("Architecture") not in architectures:
+        return Row(
+            "AMI", "fail",
+            f"{image_id} is {image.get('Architecture')}, {spec.instance_type} runs {'/'.join(architectures)}",
+        )  # fmt: skip
+    return Row("AMI", "ok", f"{image_id} ({image.get('Name', 'no name')}) from {source}")

@@ -1,0 +1,178 @@
+"""Terraform driven from Python: one workspace per cluster, variables in a temporary `.tfvars.json`.
+
+python-terraform 0.10.1 (2020) still drives Terraform 1.11; its quirks live here and nowhere else:
+- destroy() passes `-force` by default, which Terraform >= 0.15 rejects: force=IsNotFlagged, auto_approve=True.
+- the positional `dir_or_plan` maps to a form Terraform 1.x removed: always `working_dir`.
+- output() returns None on failure and drops stderr: output_cmd(json=...) keeps the error, and the raw `-json`
+  form ({"name": {"sensitive", "type", "value"}}) is unwrapped to plain values here.
+- it cannot stream: captured output arrives only at exit, and `synchronous=False` leaks into the command line as
+  `-synchronous=false` (the option is popped after the command is built), which Terraform rejects. So apply runs
+  the CLI itself with `-json`: progress is reported as it happens (GPU instances take minutes) and errors come as
+  structured diagnostics instead of scraped text.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, IsNotFlagged, Terraform
+
+from swiftfleet import paths
+from swiftfleet.errors import SwiftfleetError
+
+# Providers come from a filesystem mirror when there is one (no registry access needed); else from the registry.
+PLUGIN_DIR_ENV = "SWIFTFLEET_TF_PLUGIN_DIR"
+DEFAULT_PLUGIN_DIR = Path("/opt/tf-plugins")
+# python-terraform logs every failure's raw stderr as a warning; the trimmed TerraformError says it once.
+logging.getLogger("python_terraform").setLevel(logging.ERROR)
+
+
+class TerraformError(SwiftfleetError):
+    """A Terraform command failed; `errors` holds Terraform's own error messages, one per diagnostic."""
+
+    def __init__(self, command: str, errors: list[str]) -> None:
+        self.errors = errors or ["no error message (see terraform's output above)"]
+        super().__init__(f"terraform {command} failed: " + " | ".join(self.errors))
+
+
+def error_lines(stderr: str) -> list[str]:
+    """Terraform's `-no-color` error blocks as "summary: detail" lines, without source snippets or warnings.
+
+    A block starts at "Error: <summary>"; its detail is the unindented text that follows (indented lines quote
+    the configuration), up to the next block or warning.
+    """
+    blocks: list[list[str]] = []
+    in_error = False
+    for line in stderr.splitlines():
+        if line.startswith("Error: "):
+            blocks.append([line.removeprefix("Error: ").strip()])
+            in_error = True
+        elif line.startswith(("Warning: ", "│", "╷", "╵")):
+            in_error = False
+        elif in_error and line.strip() and not line[0].isspace() and not line.startswith("This was checked"):
+            blocks[-1].append(line.strip())
+    return [b[0] + (": " + " ".join(b[1:]) if b[1:] else "") for b in blocks]
+
+
+def _diagnostic(event: Mapping[str, Any]) -> str | None:
+    diag = event.get("diagnostic") or {}
+    if event.get("type") != "diagnostic" or diag.get("severity") != "error":
+        return None
+    # The validation rule's location is noise next to its message.
+    detail = " ".join(str(diag.get("detail", "")).split("This was checked by")[0].split())
+    return f"{diag.get('summary', '')}: {detail}" if detail else str(diag.get("summary", ""))
+
+
+def _progress(event: Mapping[str, Any]) -> str | None:
+    """Resource progress worth a line: creations, deletions, their completion; not data-source reads."""
+    if event.get("type") not in ("apply_start", "apply_progress", "apply_complete", "apply_errored"):
+        return None
+    if event.get("hook", {}).get("action") == "read":
+        return None
+    return str(event.get("@message", ""))
+
+
+class Workspace:
+    """The Terraform module (paths.terraform_dir()) in the workspace of one cluster."""
+
+    def __init__(self, name: str, working_dir: Path | None = None) -> None:
+        self.name = name
+        self.working_dir = working_dir or paths.terraform_dir()
+        self._tf = Terraform(working_dir=str(self.working_dir))
+
+    def _run(self, what: str, call: Callable[[], tuple[int, str, str]]) -> str:
+        try:
+            rc, out, err = call()
+        except FileNotFoundError:
+            raise SwiftfleetError("terraform is not on PATH: install Terraform >= 1.5") from None
+        if rc != 0:
+            raise TerraformError(what, error_lines(err))
+        return out
+
+    def init(self) -> None:
+        plugin_dir = Path(os.environ.get(PLUGIN_DIR_ENV, DEFAULT_PLUGIN_DIR))
+        options: dict[str, Any] = {"plugin_dir": str(plugin_dir)} if plugin_dir.is_dir() else {}
+        self._run("init", lambda: self._tf.init(**options))
+
+    def exists(self) -> bool:
+        out = self._run("workspace list", lambda: self._tf.cmd("workspace list"))
+        return self.name in {line.strip().removeprefix("* ") for line in out.splitlines()}
+
+    def select(self) -> None:
+        """Select the cluster's workspace, creating it on first use."""
+        self._run("workspace select", lambda: self._tf.cmd("workspace select", self.name, or_create=True))
+
+    def delete(self) -> None:
+        """Delete the (emptied) workspace; Terraform refuses to delete the selected one, so leave it first."""
+        self._run("workspace select", lambda: self._tf.cmd("workspace select", "default"))
+        self._run("workspace delete", lambda: self._tf.delete_workspace(self.name))
+
+    def apply(self, variables: Mapping[str, Any], progress: Callable[[str], None]) -> None:
+        with _var_file(variables) as var_file:
+            cmd = ["terraform", "apply", "-json", "-auto-approve", "-input=false", f"-var-file={var_file}"]
+            errors = self._stream(cmd, progress)
+        if errors is not None:
+            raise TerraformError("apply", errors)
+
+    def _stream(self, cmd: list[str], progress: Callable[[str], None]) -> list[str] | None:
+        """Run a `-json` command, reporting progress as it comes; the error diagnostics if it fails, else None."""
+        try:
+            proc = subprocess.Popen(
+                cmd, cwd=self.working_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        except FileNotFoundError:
+            raise SwiftfleetError("terraform is not on PATH: install Terraform >= 1.5") from None
+        stderr: list[str] = []
+        # stderr is drained beside stdout so that neither pipe can fill up and stall Terraform.
+        drain = threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True)
+        drain.start()
+        errors: list[str] = []
+        for line in proc.stdout or []:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if (message := _progress(event)) is not None:
+                progress(message)
+            if (error := _diagnostic(event)) is not None:
+                errors.append(error)
+        proc.wait()
+        drain.join()
+        if proc.returncode == 0:
+            return None
+        # Errors found before Terraform starts its JSON view (bad flags, unreadable files) come as plain text.
+        return errors or error_lines("".join(stderr))
+
+    def destroy(self, variables: Mapping[str, Any]) -> None:
+        with _var_file(variables) as var_file:
+            self._run(
+                "destroy",
+                lambda: self._tf.destroy(force=IsNotFlagged, auto_approve=True, var_file=str(var_file)),
+            )
+
+    def resources(self) -> list[dict[str, Any]]:
+        """What the workspace's state holds (managed resources and data sources): address, mode, values."""
+        out = self._run("show", lambda: self._tf.cmd("show", json=IsFlagged))
+        state = json.loads(out or "{}")
+        return list(state.get("values", {}).get("root_module", {}).get("resources", []))
+
+    def outputs(self) -> dict[str, Any]:
+        """Output values by name; {} when the workspace holds nothing."""
+        out = self._run("output", lambda: self._tf.output_cmd(json=IsFlagged))
+        return {name: o["value"] for name, o in json.loads(out or "{}").items()}
+
+
+@contextmanager
+def _var_file(variables: Mapping[str, Any]) -> Iterator[Path]:
+    """Variables as JSON: typed values (lists, bools, null) reach Terraform without quoting rules."""
+    with tempfile.NamedTemporaryFile("w", suffix=".tfvars.json", prefix="swiftfleet-") as f:
+        json.dump(variables, f)
+        f.flush()
+        yield Path(f.name)
