@@ -26,10 +26,9 @@ from swiftfleet.settings import LocalCluster
 
 LABEL = "org.swiftfleet.cluster"
 RANK_LABEL = "org.swiftfleet.rank"
-# One package cache for every local node, kept across `cluster down` like the image: N nodes (and the next
-# cluster) download the same wheels and .debs once.
-CACHE_VOLUME = "swiftfleet-cache"
-CACHE_MOUNT = "/var/cache/swiftfleet"
+# One package cache for every local node and Molecule container (the same host directory), kept across
+# `cluster down` like the image: N nodes, the next cluster and the role tests download the same wheels once.
+CACHE_DIR = Path("/var/cache/swiftfleet")
 # A local wheelhouse (the CPU torch build lives here): nodes install from it instead of the registry.
 WHEELS = Path("/opt/wheels")
 FIRST_HOST = 10
@@ -173,8 +172,9 @@ def _container(
         progress(f"starting {name} at {ip}")
         volumes = {
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
-            CACHE_VOLUME: {"bind": CACHE_MOUNT, "mode": "rw"},
+            str(CACHE_DIR): {"bind": str(CACHE_DIR), "mode": "rw"},
         }
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
         if WHEELS.is_dir():
             volumes[str(WHEELS)] = {"bind": str(WHEELS), "mode": "ro"}
         net = network_name(spec.name)

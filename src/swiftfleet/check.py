@@ -1,0 +1,146 @@
+"""`swiftfleet check`: prove the nodes can be used before an expensive run.
+
+Runs playbooks/check.yml over the cluster's inventory (pinned host keys, StrictHostKeyChecking=yes) and turns
+its raw rows into the report: per node reachable, GPUs, driver, and whether rank 0's private IP answers on the
+rendezvous port. Every connection is a fresh login (no reused SSH master), so a node counts as reachable only
+if it accepts a new login with its pinned key right now.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from swiftfleet import paths
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.image import progress
+from swiftfleet.inventory import Cluster, group_name, inventory_path
+from swiftfleet.table import render
+
+Report = dict[str, Any]
+FRESH_LOGINS = "-o ControlMaster=no -o ControlPath=none"
+
+
+def run(cluster: Cluster) -> Report:
+    """Run the check playbook and return the report (also kept as <state>/<cluster>/check.json)."""
+    state = paths.state_dir() / cluster.name
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    report_path, log_path = state / "check.json", state / "check.log"
+    report_path.unlink(missing_ok=True)
+    extra = {"check_group": group_name(cluster.name), "check_report": str(report_path)}
+    cmd = [
+        _ansible_playbook(), str(paths.playbooks_dir() / "check.yml"),
+        "-i", str(inventory_path(cluster.name)), "-e", json.dumps(extra),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(paths.REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_SSH_ARGS": FRESH_LOGINS,
+    }
+    progress(f"checking {len(cluster.nodes)} node(s) of cluster {cluster.name!r} over SSH (log: {log_path})")
+    with log_path.open("w") as log:
+        proc = subprocess.run(
+            cmd, cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    if not report_path.is_file():
+        tail = " | ".join(log_path.read_text().strip().splitlines()[-3:])
+        raise SwiftfleetError(f"check playbook failed (rc {proc.returncode}) before its report: {tail}")
+    raw = json.loads(report_path.read_text())
+    report = {
+        "cluster": cluster.name,
+        "master_addr": raw["master_addr"],
+        "nodes": [_node(r) for r in raw["nodes"]],
+    }
+    report["healthy"] = healthy(report)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def healthy(report: Report) -> bool:
+    return bool(report["nodes"]) and not any(n["problems"] for n in report["nodes"])
+
+
+def format_table(report: Report) -> str:
+    head = ["node", "rank", "reachable", "gpus", "driver", f"rank 0:{_port(report)}", "problem"]
+    rows = [
+        [
+            n["node"], n.get("rank", "?"), _yes(n["reachable"]), _gpus(n["gpus"]), n["driver"] or "-",
+            _yes(n["reaches_rank0"]) if n["reachable"] else "-", _short(n["problems"][0]) if n["problems"] else "-",
+        ]
+        for n in report["nodes"]
+    ]  # fmt: skip
+    verdict = "all nodes ready" if healthy(report) else "NOT ready"
+    return f"{render(head, rows)}\ncluster {report['cluster']!r}: {verdict} (MASTER_ADDR={report['master_addr']})"
+
+
+def _node(row: dict[str, Any]) -> dict[str, Any]:
+    """One node of the report from the playbook's raw row; `problems` says what blocks a run, if anything."""
+    reachable = bool(row["reachable"])
+    lines = [line for line in row.get("nvidia_smi", []) if line.strip()]
+    fields = [[f.strip() for f in line.split(",")] for line in lines]
+    gpus = [{"name": f[0], "memory": f[1] if len(f) > 1 else "?"} for f in fields]
+    driver = fields[0][2] if fields and len(fields[0]) > 2 else None
+    expected = int(row.get("expected_gpus", 0))
+    problems = []
+    login_error = str(row.get("login_error") or "")
+    if not reachable:
+        problems.append(f"unreachable: {_login_problem(login_error)}")
+    else:
+        rc, error = row.get("nvidia_smi_rc"), row.get("nvidia_smi_error", "")
+        if rc not in (0, None):
+            problems.append(f"nvidia-smi failed (rc {rc}): {error}")
+        if len(gpus) < expected:
+            problems.append(f"expected {expected} GPU(s), found {len(gpus)}")
+        if row.get("listener_error"):
+            problems.append(f"cannot listen on rank 0's port: {row['listener_error']}")
+        if not row["reaches_rank0"]:
+            problems.append(f"cannot reach rank 0 ({row.get('port')}/tcp)")
+    return {
+        "node": row["node"], "rank": row.get("rank"), "address": row.get("address"), "reachable": reachable,
+        "gpus": gpus, "expected_gpus": expected, "driver": driver, "port": row.get("port"),
+        "reaches_rank0": reachable and bool(row["reaches_rank0"]), "problems": problems,
+        "login_error": login_error,
+    }  # fmt: skip
+
+
+def _login_problem(error: str) -> str:
+    """The line of an SSH failure that says what happened (ssh's host key warning is a whole banner)."""
+    if "Host key verification failed" in error:
+        return "host key changed (refused: not the pinned key)"
+    lines = [line.strip() for line in error.replace("\r", "").splitlines() if line.strip()]
+    last = lines[-1] if lines else "no login"
+    for prefix in ("Task failed: ", "Failed to connect to the host via ssh: "):
+        last = last.removeprefix(prefix)
+    return last
+
+
+def _ansible_playbook() -> str:
+    beside = Path(sys.executable).with_name("ansible-playbook")
+    found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
+    if not found:
+        raise SwiftfleetError("ansible-playbook not found: run `make venv`")
+    return found
+
+
+def _port(report: Report) -> object:
+    return next((n["port"] for n in report["nodes"] if n.get("port")), 29500)
+
+
+def _gpus(gpus: list[dict[str, str]]) -> str:
+    if not gpus:
+        return "none"
+    counts = Counter(f"{g['name']} {g['memory']}" for g in gpus)
+    return ", ".join(f"{count}x {what}" for what, count in counts.items())
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "NO"
+
+
+def _short(text: str, width: int = 70) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
