@@ -78,7 +78,6 @@ def format_table(report: Report) -> str:
 
 
 def _node(row: dict[str, Any]) -> dict[str, Any]:
-    """One node of the report from the playbook's raw row; `problems` says what blocks a run, if anything."""
     reachable = bool(row["reachable"])
     lines = [line for line in row.get("nvidia_smi", []) if line.strip()]
     fields = [[f.strip() for f in line.split(",")] for line in lines]

@@ -16,9 +16,14 @@ from swiftfleet.errors import SwiftfleetError
 KEY_TYPES = "ed25519,ecdsa,rsa"
 
 
+def host_field(host: str, port: int) -> str:
+    """How known_hosts (and ssh looking a host up in it) names host:port."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
 def known_hosts_lines(host: str, port: int, public_keys: Iterable[str]) -> list[str]:
     """known_hosts lines for `host` from `<type> <base64> [comment]` public key lines (comments dropped)."""
-    name = host if port == 22 else f"[{host}]:{port}"
+    name = host_field(host, port)
     lines = []
     for key in public_keys:
         parts = key.split()
