@@ -49,14 +49,19 @@ def run(cluster: Cluster) -> Report:
     if not report_path.is_file():
         tail = " | ".join(log_path.read_text().strip().splitlines()[-3:])
         raise SwiftfleetError(f"check playbook failed (rc {proc.returncode}) before its report: {tail}")
-    raw = json.loads(report_path.read_text())
+    report = from_playbook(cluster.name, json.loads(report_path.read_text()))
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def from_playbook(cluster: str, raw: dict[str, Any]) -> Report:
+    """The report from the playbook's raw rows: parsed GPUs, and per node the problems that block a run."""
     report = {
-        "cluster": cluster.name,
+        "cluster": cluster,
         "master_addr": raw["master_addr"],
         "nodes": [_node(r) for r in raw["nodes"]],
     }
     report["healthy"] = healthy(report)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

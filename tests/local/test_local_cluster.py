@@ -16,7 +16,9 @@ FAKE_GPU = '#!/bin/sh\necho "NVIDIA A10G, 23028 MiB, 535.183.01"\n'
 
 
 def _forward_rules(cluster: str) -> list[str]:
-    rules = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True, check=True)
+    rules = subprocess.run(
+        ["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True, check=True
+    )
     return [r for r in rules.stdout.splitlines() if f"swiftfleet-{cluster} " in r + " "]
 
 
