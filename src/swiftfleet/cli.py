@@ -84,6 +84,40 @@ def image_cmd(rebuild: bool, tag: str) -> None:
     image.ensure_image(tag, rebuild=rebuild)
 
 
+@cli.command("render")
+@click.argument("job_file", type=click.Path(path_type=Path))
+@click.option(
+    "--inventory-cluster", "cluster_name", help="Use this cluster's inventory (ansible/inventory/NAME.yml)."
+)
+@click.option(
+    "--nodes", "node_count", type=click.IntRange(1, 64), help="Or a hypothetical cluster of N CPU nodes."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Output directory (default: build/render/JOB_NAME)."
+)
+def render_cmd(job_file: Path, cluster_name: str | None, node_count: int | None, out: Path | None) -> None:
+    """Check a job file and render every node's files locally (a dry run: no host is touched)."""
+    from swiftfleet.jobs import plan, render, spec
+
+    if (cluster_name is None) == (node_count is None):
+        raise SwiftfleetError("render: give exactly one of --inventory-cluster NAME or --nodes N")
+    job = spec.load_job(job_file)
+    if cluster_name is not None:
+        nodes = plan.nodes_from_cluster(read_inventory(cluster_name))
+    else:
+        nodes = plan.hypothetical_nodes(node_count or 0)
+    job_plan = plan.build(job, nodes, f"job file {job_file}")
+    out = out or Path("build") / "render" / job.name
+    for path in render.render_all(job_plan, out):
+        click.echo(path)
+    for note in job_plan["notes"]:
+        click.echo(f"note: {note}")
+    for warning in job_plan["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    where = cluster_name or f"{node_count} hypothetical CPU node(s)"
+    click.echo(f"job {job.name!r} ({job.kind}) rendered for {where} under {out}")
+
+
 def _provider(spec: ClusterSpec):  # type: ignore[no-untyped-def]
     """The module that handles this kind of cluster; each has up(spec, assume_yes) and down(spec)."""
     if isinstance(spec, AwsCluster):

@@ -1,0 +1,59 @@
+"""The Jinja2 filters of the kit: one module for both `swiftfleet render` and Ansible (filter_plugins/swiftfleet.py
+only re-exports FILTERS), so a template renders the same in both."""
+
+import json
+import shlex
+from typing import Any
+
+import yaml
+
+
+def to_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+def env_quote(value: Any) -> str:
+    """A double-quoted value that POSIX sh and systemd's EnvironmentFile both read back unchanged."""
+    text = str(value)
+    if "\n" in text or "\0" in text:
+        raise ValueError("environment values must be one line")
+    for ch in ("\\", '"', "$", "`"):
+        text = text.replace(ch, "\\" + ch)
+    return f'"{text}"'
+
+
+def shell_quote(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def cli_flags(args: dict[str, Any]) -> str:
+    """`--key value` flags, shell-quoted, converted the way ms-swift converts a YAML config (lists spread out,
+    mappings as JSON), so the line is the config file's exact equivalent."""
+    parts: list[str] = []
+    for key, value in args.items():
+        parts.append(f"--{key}")
+        if isinstance(value, list):
+            parts += [shell_quote(v) for v in value]
+        elif isinstance(value, dict):
+            parts.append(shell_quote(json.dumps(value, ensure_ascii=False)))
+        else:
+            parts.append(shell_quote(value))
+    return " ".join(parts)
+
+
+def job_plan(job: Any, hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    """`job | swiftfleet_job_plan(groups[g] | map('extract', hostvars) | list)` in a playbook: the same checks and
+    plan as `swiftfleet render`; a bad job fails the play with the one-line message before any task runs."""
+    from swiftfleet.jobs import plan, spec
+
+    checked = spec.parse_job({"job": job}, "job")
+    return plan.build(checked, plan.nodes_from_hostvars(hosts), "job")
+
+
+FILTERS = {
+    "swiftfleet_to_yaml": to_yaml,
+    "swiftfleet_env_quote": env_quote,
+    "swiftfleet_shell_quote": shell_quote,
+    "swiftfleet_cli_flags": cli_flags,
+    "swiftfleet_job_plan": job_plan,
+}

@@ -1,0 +1,292 @@
+"""A checked job plus the cluster's nodes -> the plan every template renders from (plain dicts, for Jinja2).
+
+The same build() runs in `swiftfleet render` (nodes from the inventory file) and in the playbooks (nodes from
+hostvars, through the `swiftfleet_job_plan` filter), so a job is refused the same way by both, before any host
+is touched.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from swiftfleet import paths
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.inventory import Cluster
+from swiftfleet.jobs import ms_swift_args, sizing
+from swiftfleet.jobs.refs import Ref, parse_dataset, parse_model
+from swiftfleet.jobs.spec import API_KEY_ENV, Job, serves_by_url
+
+DEPLOY_PORT = 8000
+
+
+class NodeInfo(NamedTuple):
+    name: str
+    rank: int
+    private_ip: str
+    user: str
+    gpu_count: int
+    gpu_memory_gib: float
+    instance_type: str
+
+
+def nodes_from_cluster(cluster: Cluster) -> list[NodeInfo]:
+    return [
+        NodeInfo(
+            n.name, n.rank, str(n.private_ip), n.ssh_user, n.gpu_count, n.gpu_memory_gib, n.instance_type
+        )
+        for n in cluster.nodes
+    ]
+
+
+def nodes_from_hostvars(hosts: list[dict[str, Any]]) -> list[NodeInfo]:
+    """The inventory's host variables as Ansible hands them over (`groups[g] | map('extract', hostvars)`)."""
+    nodes = [
+        NodeInfo(
+            str(h["inventory_hostname"]),
+            int(h["node_rank"]),
+            str(h["private_ip"]),
+            str(h["ansible_user"]),
+            int(h["gpu_count"]),
+            float(h["gpu_memory_gib"]),
+            str(h.get("instance_type", "unknown")),
+        )
+        for h in hosts
+    ]
+    return sorted(nodes, key=lambda n: n.rank)
+
+
+def outputs_dir(job_name: str) -> Path:
+    """Where `output: fetch` copies a job's results back to, and where `resume: latest` looks."""
+    return Path(os.environ.get("SWIFTFLEET_OUTPUTS_DIR", paths.REPO_ROOT / "outputs")).expanduser() / job_name
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The checkpoint-N with the highest N under root (ms-swift writes output/vX-date/checkpoint-N)."""
+    found = [p for p in root.glob("**/checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
+    return max(found, key=lambda p: (int(p.name.rsplit("-", 1)[-1]), str(p)), default=None)
+
+
+def _visible_gpus(job: Job, nodes: list[NodeInfo]) -> int:
+    gpus = min(n.gpu_count for n in nodes)
+    if "CUDA_VISIBLE_DEVICES" in job.env:
+        listed = [d for d in str(job.env["CUDA_VISIBLE_DEVICES"]).split(",") if d.strip()]
+        return min(gpus, len(listed))
+    return gpus
+
+
+class _Builder:
+    def __init__(self, job: Job, nodes: list[NodeInfo], source: str) -> None:
+        self.job, self.all_nodes, self.source = job, nodes, source
+        self.uploads: list[dict[str, str]] = []
+        self.downloads: list[dict[str, str]] = []
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+
+    def fail(self, where: str, msg: str) -> SwiftfleetError:
+        return SwiftfleetError(f"{self.source}: {where}: {msg}")
+
+    def place(self, ref: Ref, dest: str) -> str:
+        """Where a model or dataset is read from on the node: uploaded, downloaded from S3, or the hub id."""
+        if ref.source == "local":
+            self.uploads.append({"src": str(Path(ref.path).expanduser().resolve()), "dest": dest})
+        elif ref.source == "s3":
+            self.downloads.append({"uri": ref.path, "dest": dest})
+        else:
+            dest = ref.path
+        return dest + (f"#{ref.samples}" if ref.samples else "")
+
+    def chosen_nodes(self) -> list[NodeInfo]:
+        job, have = self.job, len(self.all_nodes)
+        if not self.all_nodes:
+            raise self.fail("nodes", "the cluster has no nodes")
+        want = job.nodes or (have if job.is_training else 1)
+        if want > have:
+            raise self.fail("nodes", f"the job wants {want} nodes, the cluster has {have}")
+        return self.all_nodes[:want]
+
+    def nproc(self, nodes: list[NodeInfo]) -> int:
+        counts = sorted({n.gpu_count for n in nodes})
+        gpus = _visible_gpus(self.job, nodes)
+        if self.job.nproc_per_node is None:
+            if len(counts) > 1:
+                raise self.fail(
+                    "nproc_per_node", f"the nodes have {counts} GPUs; set nproc_per_node (same on every node)"
+                )
+            return max(gpus, 1)
+        if gpus and self.job.nproc_per_node > gpus:
+            raise self.fail(
+                "nproc_per_node",
+                f"{self.job.nproc_per_node} processes per node, but the nodes have {gpus} usable GPUs",
+            )
+        return self.job.nproc_per_node
+
+    def resume_args(self) -> dict[str, Any]:
+        job = self.job
+        if job.resume is None:
+            return {}
+        if job.resume == "latest":
+            if job.output not in (None, "fetch"):
+                raise self.fail(
+                    "resume",
+                    "`latest` looks in the fetched outputs (output: fetch); name the checkpoint directory instead",
+                )
+            ckpt = latest_checkpoint(outputs_dir(job.name))
+            if ckpt is None:
+                raise self.fail(
+                    "resume", f"`latest`, but there is no checkpoint-N under {outputs_dir(job.name)}"
+                )
+        else:
+            ckpt = Path(job.resume).expanduser()
+            if not (ckpt.is_dir() and any(ckpt.iterdir())):
+                raise self.fail("resume", f"{job.resume!r} is not a checkpoint directory here")
+        self.uploads.append({"src": str(ckpt.resolve()), "dest": f"resume/{ckpt.name}"})
+        if job.command.startswith("megatron"):
+            return {"mcore_model": f"resume/{ckpt.name}", "finetune": False}
+        return {"resume_from_checkpoint": f"resume/{ckpt.name}"}
+
+    def config(self) -> dict[str, Any]:
+        job = self.job
+        model = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
+        cfg: dict[str, Any] = {"model": model}
+        if job.rlhf_type:
+            cfg["rlhf_type"] = job.rlhf_type
+        for key, refs in (("dataset", job.datasets), ("val_dataset", job.val_datasets)):
+            if refs:
+                cfg[key] = [
+                    self.place(r, f"data/{i}-{r.basename}") for i, r in enumerate(map(parse_dataset, refs))
+                ]
+        cfg.update(job.args)
+        cfg.update(self.resume_args())
+        if job.is_training:
+            cfg["output_dir"] = "output"
+        elif job.command == "swift eval":
+            cfg["eval_output_dir"] = "output"
+        if job.command == "swift deploy":
+            cfg["host"] = "0.0.0.0"
+            cfg.setdefault("port", DEPLOY_PORT)
+        return cfg
+
+    def size(self, nodes: list[NodeInfo], nproc: int) -> None:
+        job, args = self.job, self.job.args
+        if _visible_gpus(job, nodes) == 0:
+            self.notes.append("sizing skipped: CPU nodes (no GPU memory to check)")
+            return
+        if serves_by_url(job):
+            self.notes.append("sizing skipped: eval against a running endpoint uses no GPU here")
+            return
+        params = sizing.parse_params(job.model)
+        if params is None:
+            self.notes.append(
+                f"sizing skipped: no parameter count (like 7B or 30B-A3B) in the model name {job.model!r}"
+            )
+            return
+        have = min(n.gpu_memory_gib for n in nodes)
+        world = len(nodes) * nproc
+        if job.is_training:
+            split = None
+            if job.command.startswith("megatron"):
+                split = 1
+                for key in (
+                    "tensor_model_parallel_size",
+                    "pipeline_model_parallel_size",
+                    "expert_model_parallel_size",
+                ):
+                    split *= int(args.get(key, 1))
+                split = min(split, world)
+            tuner = str(args.get("tuner_type", "lora"))
+            need = sizing.training_gib(
+                params,
+                tuner=tuner,
+                quant_bits=args.get("quant_bits"),
+                deepspeed=args.get("deepspeed"),
+                megatron_split=split,
+                world=world,
+                refs=sizing.reference_models(job.rlhf_type),
+            )
+            what = f"{job.model} {tuner} on {world} GPU(s)"
+            hint = "use LoRA/QLoRA, DeepSpeed zero3 (Megatron: more TP/PP/EP), more GPUs or larger ones"
+        else:
+            tp = int(args.get("vllm_tensor_parallel_size", 1))
+            need, what = sizing.serving_gib(params, tp), f"serving {job.model} on {tp} GPU(s)"
+            hint = "raise vllm_tensor_parallel_size or use larger GPUs"
+        level, message = sizing.verdict(need, have, what)
+        message += f" ({nodes[0].instance_type})"
+        if level == "refuse":
+            raise self.fail("model", f"too big: {message}; {hint}")
+        (self.warnings if level == "warn" else self.notes).append(message)
+
+
+def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
+    """The plan: what every node runs, and what the playbooks copy, start and collect."""
+    b = _Builder(job, all_nodes, source)
+    nodes = b.chosen_nodes()
+    torchrun = job.is_training
+    nproc = b.nproc(nodes) if torchrun else 1
+    config = b.config()
+    b.size(nodes, nproc)
+    env = {k: str(v) for k, v in job.env.items() if k != API_KEY_ENV}
+    if job.hub == "huggingface":
+        env["USE_HF"] = "1"
+    program, sub = job.command.split(" ", 1)
+    out = job.output or ("fetch" if job.command != "swift deploy" else None)
+    plan_nodes = []
+    for n in nodes:
+        home = "/root" if n.user == "root" else f"/home/{n.user}"
+        job_dir = f"{home}/swiftfleet/jobs/{job.name}"
+        files = [
+            {"template": "job/config.yaml.j2", "dest": f"{job_dir}/config.yaml", "mode": "0644"},
+            {"template": "job/job.env.j2", "dest": f"{job_dir}/job.env", "mode": "0600"},
+            {"template": "job/run.sh.j2", "dest": f"{job_dir}/run.sh", "mode": "0755"},
+        ]
+        if not torchrun:
+            files.append(
+                {"template": "job/swift_launch.py.j2", "dest": f"{job_dir}/swift_launch.py", "mode": "0644"}
+            )
+        if job.command == "swift deploy" and API_KEY_ENV in job.env:
+            files.append({"template": "job/api-key.env.j2", "dest": f"{job_dir}/api-key.env", "mode": "0600"})
+        unit = f"swiftfleet-{job.name}-rank{n.rank}.service"
+        unit_template = "job/deploy.service.j2" if job.command == "swift deploy" else "job/run.service.j2"
+        files.append({"template": unit_template, "dest": f"/etc/systemd/system/{unit}", "mode": "0644"})
+        plan_nodes.append(
+            {
+                "host": n.name,
+                "rank": n.rank,
+                "private_ip": n.private_ip,
+                "user": n.user,
+                "job_dir": job_dir,
+                "unit": unit,
+                "log": f"{job_dir}/rank{n.rank}.log",
+                "files": files,
+            }
+        )
+    return {
+        "name": job.name,
+        "kind": job.command,
+        "program": program,
+        "subcommand": sub,
+        "torchrun": torchrun,
+        "ms_swift": ms_swift_args.pinned_version(),
+        "nnodes": len(nodes),
+        "nproc_per_node": nproc,
+        "master_addr": nodes[0].private_ip,
+        "master_port": job.master_port,
+        "config": config,
+        "env": env,
+        "api_key": str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
+        "port": config.get("port"),
+        "uploads": b.uploads,
+        "downloads": b.downloads,
+        "output": {
+            "mode": "s3" if out and out.startswith("s3://") else out,
+            "uri": out if out and out.startswith("s3://") else None,
+            "local_dir": str(outputs_dir(job.name)),
+        },
+        "notes": b.notes,
+        "warnings": b.warnings,
+        "nodes": plan_nodes,
+    }
+
+
+def hypothetical_nodes(count: int) -> list[NodeInfo]:
+    """A CPU cluster that exists only for a dry run; its addresses are from TEST-NET-1 (RFC 5737), never reached."""
+    return [NodeInfo(f"node{i}", i, f"192.0.2.{10 + i}", "root", 0, 0.0, "cpu") for i in range(count)]

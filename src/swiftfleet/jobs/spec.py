@@ -1,0 +1,232 @@
+"""The job file: one YAML mapping under a top-level `job:` key, checked before any host is touched.
+
+The `job:` wrapper is what makes `ansible-playbook playbooks/train.yml -e @job.yml` safe: extra vars are global and
+outrank every role variable, so bare `model`, `output` or `env` keys would override any role's variable of that name,
+and `args` is an Ansible reserved name. Under `job:` the whole file is one variable.
+
+Checks that need only the file live here (parse_job); checks against the cluster live in plan.py.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.jobs import ms_swift_args
+from swiftfleet.jobs.refs import S3_URI, parse_dataset, parse_model
+from swiftfleet.validation import one_line, read_yaml
+
+Kind = Literal[
+    "swift sft",
+    "swift pt",
+    "swift rlhf",
+    "megatron sft",
+    "megatron pt",
+    "megatron rlhf",
+    "swift deploy",
+    "swift eval",
+]
+TRAINING: frozenset[str] = frozenset(
+    {"swift sft", "swift pt", "swift rlhf", "megatron sft", "megatron pt", "megatron rlhf"}
+)
+# The environment the kit itself sets for torchrun and the hub; a job's env may not override it.
+KIT_ENV = frozenset({"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "USE_HF"})
+API_KEY_ENV = "SWIFT_API_KEY"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Arguments the kit writes from the job's own fields (or refuses for a reason), with the field to use instead.
+MANAGED_ARGS = {
+    "model": "use the job's `model`",
+    "dataset": "use the job's `datasets`",
+    "val_dataset": "use the job's `val_datasets`",
+    "output_dir": "the kit sets it (the job directory's output/); see `output`",
+    "eval_output_dir": "the kit sets it (the job directory's output/); see `output`",
+    "resume_from_checkpoint": "use the job's `resume`",
+    "rlhf_type": "use the job's `rlhf_type`",
+    "use_hf": "use the job's `hub: huggingface`",
+    "api_key": f"put the key in `env: {{{API_KEY_ENV}: ...}}`; it goes to a mode 0600 EnvironmentFile, never a command line",
+    "host": "the server listens on 0.0.0.0; the security group decides who reaches it",
+}
+
+
+class Job(BaseModel):
+    """What to run. `args` are ms-swift's own arguments, checked against the pinned version's argument classes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[
+        str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="Names the job dir and units.")
+    ]
+    kind: Kind
+    rlhf_type: Annotated[
+        str | None,
+        Field(
+            description="Required for rlhf kinds.",
+            json_schema_extra={"enum": ms_swift_args.choices("swift rlhf", "rlhf_type")},
+        ),
+    ] = None
+    model: Annotated[
+        str,
+        Field(
+            description="Hub id (org/name), s3:// URI, or a local directory (/, ./ or ~); "
+            "for an eval with eval_url, the served model name."
+        ),
+    ]
+    hub: Literal["modelscope", "huggingface"] = "modelscope"
+    datasets: Annotated[
+        list[str], Field(description="Local files, s3:// URIs or hub ids; `#N` samples N.")
+    ] = []
+    val_datasets: list[str] = []
+    nodes: Annotated[int | None, Field(ge=1, description="Default: every node of the inventory.")] = None
+    nproc_per_node: Annotated[
+        int | None, Field(ge=1, description="Default: the GPUs each node has (1 on CPU nodes).")
+    ] = None
+    args: dict[str, Any] = {}
+    env: dict[str, str | int | float | bool] = {}
+    output: Annotated[
+        str | None,
+        Field(
+            description="fetch (default: copy back to outputs/NAME), keep (on rank 0), or s3://bucket/prefix"
+        ),
+    ] = None
+    resume: Annotated[str | None, Field(description="`latest` or a local checkpoint directory.")] = None
+    master_port: Annotated[
+        int, Field(ge=29500, le=29600, description="The security group opens 29500-29600.")
+    ] = 29500
+
+    @field_validator("datasets", "val_datasets")
+    @classmethod
+    def _datasets(cls, v: list[str]) -> list[str]:
+        for item in v:
+            parse_dataset(item)
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            if not ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not an environment variable name")
+            if key in KIT_ENV:
+                raise ValueError(f"{key} is set by the kit (from the inventory and the job's fields)")
+            if "\n" in str(value) or "\0" in str(value):
+                raise ValueError(f"{key}: values must be one line")
+        return v
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str | None) -> str | None:
+        if v is None or v in ("fetch", "keep"):
+            return v
+        m = S3_URI.match(v) if v.startswith("s3://") else None
+        if not m or ".." in m["bucket"]:
+            raise ValueError(f"{v!r} is not fetch, keep or an s3://bucket/prefix URI")
+        return v
+
+    @property
+    def is_training(self) -> bool:
+        return self.kind in TRAINING
+
+    @property
+    def command(self) -> str:
+        return str(self.kind)
+
+
+class JobFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: Job
+
+
+def serves_by_url(job: Job) -> bool:
+    """An eval against a running server: `model` is then the served name, not something to load."""
+    return job.command == "swift eval" and "eval_url" in job.args
+
+
+def _fail(source: str, where: str, msg: str) -> NoReturn:
+    raise SwiftfleetError(f"{source}: {where}: {msg}")
+
+
+def check(job: Job, source: str) -> None:
+    """The checks that span fields; each failure is one line naming the field."""
+    cmd = job.command
+    if not serves_by_url(job):
+        try:
+            parse_model(job.model)
+        except ValueError as exc:
+            _fail(source, "model", str(exc))
+    if cmd.endswith("rlhf"):
+        if job.rlhf_type is None:
+            _fail(
+                source,
+                "rlhf_type",
+                f"`{cmd}` needs rlhf_type: one of {ms_swift_args.choices(cmd, 'rlhf_type')}",
+            )
+        bad = ms_swift_args.check_value(cmd, "rlhf_type", job.rlhf_type)
+        if bad:
+            _fail(source, "rlhf_type", f"{bad} (for `{cmd}`)")
+    elif job.rlhf_type is not None:
+        _fail(source, "rlhf_type", f"only rlhf kinds take rlhf_type, not `{cmd}`")
+    if job.is_training and not job.datasets:
+        _fail(source, "datasets", f"`{cmd}` needs at least one dataset")
+    if not job.is_training:
+        for field in ("datasets", "val_datasets", "resume", "nproc_per_node"):
+            if getattr(job, field):
+                _fail(source, field, f"`{cmd}` is one process on one node (no torchrun), it takes no {field}")
+        if job.nodes not in (None, 1):
+            _fail(source, "nodes", f"`{cmd}` runs on one node (ms-swift serves one model per machine)")
+    if cmd == "swift deploy" and job.output is not None:
+        _fail(source, "output", "a deploy job has no output to collect")
+    _check_args(job, source)
+
+
+def _check_args(job: Job, source: str) -> None:
+    cmd = job.command
+    known = ms_swift_args.names(cmd)
+    for arg, value in job.args.items():
+        where = f"args.{arg}"
+        if arg in MANAGED_ARGS and arg in known:
+            _fail(source, where, f"not allowed here: {MANAGED_ARGS[arg]}")
+        if arg not in known:
+            _fail(source, where, ms_swift_args.unknown_arg_message(cmd, arg))
+        if value is None:
+            _fail(source, where, "null is not a value; leave the argument out for ms-swift's default")
+        bad = ms_swift_args.check_value(cmd, arg, value)
+        if bad:
+            _fail(source, where, bad)
+    url = job.args.get("eval_url")
+    if url is not None and not re.match(r"^https?://[^/\s]+(/[^\s]*)?/v1$", str(url)):
+        _fail(
+            source,
+            "args.eval_url",
+            f"{url!r} must be an http(s) URL ending in /v1, e.g. http://10.0.0.5:8000/v1",
+        )
+    if job.resume is not None and cmd.startswith("megatron") and "mcore_model" in job.args:
+        _fail(source, "resume", "resume loads the checkpoint as mcore_model; drop args.mcore_model")
+
+
+def parse_job(data: object, source: str) -> Job:
+    """Validate a loaded job file (the whole mapping, with its `job:` key)."""
+    if isinstance(data, dict) and "job" not in data and "kind" in data:
+        raise SwiftfleetError(f"{source}: file: put the job's settings under a top-level `job:` key")
+    try:
+        job = JobFile.model_validate(data).job
+    except ValidationError as exc:
+        raise one_line(source, exc, skip=1) from None
+    check(job, source)
+    return job
+
+
+def load_job(path: Path) -> Job:
+    source = f"job file {path}"
+    return parse_job(read_yaml(path, "job file"), source)
+
+
+def job_json_schema() -> dict[str, Any]:
+    schema = JobFile.model_json_schema()
+    schema["title"] = "swiftfleet job file"
+    schema["$comment"] = (
+        f"Generated by `make schema` for ms-swift {ms_swift_args.pinned_version()}; do not edit."
+    )
+    return schema
