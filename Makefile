@@ -68,3 +68,17 @@ test: venv dockerd ## The whole suite: lint, then pytest (Terraform on moto, loc
 
 test-fast: venv ## Only the tests that need neither Docker nor Terraform
 	pytest -ra -m "not docker and not moto"
+
+# Jobs. SWIFT_PY: a Python with the pinned ms-swift installed (regenerates the argument list the checks use).
+JOB     ?= jobs/tiny-lora.yml
+NODES   ?= 2
+INVENTORY ?=
+SWIFT_PY ?=
+.PHONY: render schema
+
+render: venv ## Check a job, render every node's files locally (JOB=jobs/x.yml; INVENTORY=cluster name or NODES=N)
+	swiftfleet render $(JOB) $(if $(INVENTORY),--inventory-cluster $(INVENTORY),--nodes $(NODES))
+
+schema: venv ## Regenerate jobs/job.schema.json (and, with SWIFT_PY=..., the ms-swift argument list)
+	$(if $(SWIFT_PY),$(SWIFT_PY) src/swiftfleet/jobs/gen_ms_swift_args.py src/swiftfleet/jobs/data/ms_swift_args.json)
+	python -c 'from swiftfleet.jobs.spec import schema_text; open("jobs/job.schema.json", "w").write(schema_text())'

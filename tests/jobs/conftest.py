@@ -1,0 +1,55 @@
+"""Fixtures for the job layer. Tests marked `swift` need a Python with the pinned ms-swift: SWIFTFLEET_SWIFT_PYTHON
+(default: .venv-swift/bin/python in the repository); without it they are skipped, saying so."""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SWIFT_PYTHON = Path(os.environ.get("SWIFTFLEET_SWIFT_PYTHON", REPO / ".venv-swift" / "bin" / "python"))
+MAKE_TINY = REPO / "tests" / "jobs" / "make_tiny_model.py"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "swift: needs a Python with ms-swift (SWIFTFLEET_SWIFT_PYTHON)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if SWIFT_PYTHON.exists():
+        return
+    skip = pytest.mark.skip(reason=f"no ms-swift Python at {SWIFT_PYTHON} (set SWIFTFLEET_SWIFT_PYTHON)")
+    for item in items:
+        if "swift" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def swift_python() -> Path:
+    return SWIFT_PYTHON
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory, swift_python: Path) -> Path:
+    """The tiny model and datasets, made once per session with the ms-swift Python."""
+    root = tmp_path_factory.mktemp("tiny")
+    subprocess.run(
+        [str(swift_python), str(MAKE_TINY), str(root)], check=True, capture_output=True, timeout=300
+    )
+    return root
+
+
+@pytest.fixture
+def fake_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working directory whose ./build/tiny holds stand-ins with the right shape for validation only
+    (a config.json and the jsonl files), so example jobs validate without an ms-swift Python."""
+    tiny_dir = tmp_path / "build" / "tiny"
+    (tiny_dir / "model").mkdir(parents=True)
+    (tiny_dir / "model" / "config.json").write_text("{}")
+    for name in ("chat.jsonl", "eval.jsonl"):
+        (tiny_dir / name).write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path

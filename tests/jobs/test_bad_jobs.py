@@ -1,0 +1,208 @@
+"""Bad job files get one clear line and exit 2 from `swiftfleet render`, and no host is touched.
+
+The cluster's Tripwire (stand-in ssh/ansible-playbook/terraform/docker that record any call, and listeners for
+AWS and Docker) proves "no host": the stand-ins must never run.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from swiftfleet.inventory import Cluster, Node, write_inventory
+from tests.conftest import run_cli
+from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
+
+
+@pytest.fixture
+def gpu_cluster(isolated_state: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An inventory of 2 g5.12xlarge nodes (4 A10G 24 GiB each) and an empty outputs directory."""
+    monkeypatch.setenv("SWIFTFLEET_OUTPUTS_DIR", str(isolated_state / "outputs"))
+    nodes = [
+        Node(
+            name=f"trainers-{i}",
+            rank=i,
+            ansible_host=f"198.51.100.{i + 1}",
+            private_ip=f"10.0.1.{i + 10}",
+            ssh_user="ubuntu",
+            ssh_key=isolated_state / "key",
+            gpu_count=4,
+            gpu_memory_gib=24,
+            instance_type="g5.12xlarge",
+        )
+        for i in range(2)
+    ]
+    write_inventory(Cluster(name="trainers", provider="aws", nodes=nodes), [])
+    return "trainers"
+
+
+def sft(data: Path, **changes: Any) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "name": "bad",
+        "kind": "swift sft",
+        "model": "Qwen/Qwen2.5-7B-Instruct",
+        "datasets": [str(data)],
+        "args": {"tuner_type": "lora", "lora_rank": 8},
+    }
+    job.update(changes)
+    return {"job": {k: v for k, v in job.items() if v is not None}}
+
+
+def with_args(data: Path, **args: Any) -> dict[str, Any]:
+    return sft(data, args={"tuner_type": "lora", **args})
+
+
+# (case id, job file content from the dataset path, words the one line must contain)
+CASES = [
+    ("unknown-kind", lambda d: sft(d, kind="swift train"), ["kind", "'swift sft'"]),
+    ("rlhf-without-type", lambda d: sft(d, kind="swift rlhf"), ["rlhf_type", "needs rlhf_type", "dpo"]),
+    (
+        "rlhf-type-wrong",
+        lambda d: sft(d, kind="swift rlhf", rlhf_type="dpoo"),
+        ["rlhf_type", "did you mean 'dpo'"],
+    ),
+    (
+        "megatron-rlhf-type-unsupported",
+        lambda d: sft(d, kind="megatron rlhf", rlhf_type="orpo", args={}),
+        ["rlhf_type", "'orpo' is not one of", "megatron rlhf"],
+    ),
+    ("misspelt-arg", lambda d: with_args(d, lora_rnak=8), ["args.lora_rnak", "did you mean 'lora_rank'"]),
+    (
+        "train-type-v3",
+        lambda d: sft(d, args={"train_type": "lora"}),
+        ["args.train_type", "renamed", "--tuner_type"],
+    ),
+    (
+        "arg-bad-choice",
+        lambda d: with_args(d, torch_dtype="bf16"),
+        ["args.torch_dtype", "'bf16' is not one of"],
+    ),
+    ("arg-null", lambda d: with_args(d, lora_alpha=None), ["args.lora_alpha", "null"]),
+    ("arg-managed", lambda d: with_args(d, output_dir="/tmp/x"), ["args.output_dir", "the kit sets it"]),
+    ("dataset-missing", lambda d: sft(d, datasets=["./no-such-file.jsonl"]), ["datasets", "does not exist"]),
+    ("dataset-bad-count", lambda d: sft(d, datasets=[f"{d}#0"]), ["datasets", "#count", "positive"]),
+    ("dataset-count-not-number", lambda d: sft(d, datasets=[f"{d}#all"]), ["#count"]),
+    (
+        "dataset-bad-s3",
+        lambda d: sft(d, datasets=["s3://My_Bucket/data.jsonl"]),
+        ["datasets", "s3://bucket/key"],
+    ),
+    ("no-datasets", lambda d: sft(d, datasets=[]), ["datasets", "needs at least one dataset"]),
+    ("model-bad", lambda d: sft(d, model="qwen 7b"), ["model", "neither a local model directory"]),
+    ("too-many-nodes", lambda d: sft(d, nodes=3), ["nodes", "wants 3 nodes, the cluster has 2"]),
+    ("nproc-over-gpus", lambda d: sft(d, nproc_per_node=8), ["nproc_per_node", "4 usable GPUs"]),
+    ("resume-no-checkpoint", lambda d: sft(d, resume="latest"), ["resume", "no checkpoint-N"]),
+    (
+        "resume-path-missing",
+        lambda d: sft(d, resume="./ckpt-nowhere"),
+        ["resume", "not a checkpoint directory"],
+    ),
+    ("master-port-outside", lambda d: sft(d, master_port=29700), ["master_port", "29600"]),
+    (
+        "megatron-with-deepspeed",
+        lambda d: sft(d, kind="megatron sft", args={"deepspeed": "zero3"}),
+        ["args.deepspeed", "`megatron sft`", "belongs to `swift sft`"],
+    ),
+    (
+        "eval-url-no-v1",
+        lambda d: {
+            "job": {
+                "name": "ev",
+                "kind": "swift eval",
+                "model": "qwen7b",
+                "args": {"eval_url": "http://10.0.1.10:8000"},
+            }
+        },
+        ["args.eval_url", "/v1"],
+    ),
+    (
+        "deploy-api-key-in-args",
+        lambda d: {
+            "job": {
+                "name": "srv",
+                "kind": "swift deploy",
+                "model": "Qwen/Qwen2.5-7B-Instruct",
+                "args": {"api_key": "s3cret"},
+            }
+        },
+        ["args.api_key", "SWIFT_API_KEY", "0600"],
+    ),
+    (
+        "deploy-on-two-nodes",
+        lambda d: {
+            "job": {"name": "srv", "kind": "swift deploy", "model": "Qwen/Qwen2.5-7B-Instruct", "nodes": 2}
+        },
+        ["nodes", "one node"],
+    ),
+    (
+        "model-too-big",
+        lambda d: sft(d, model="Qwen/Qwen2.5-72B-Instruct", args={"tuner_type": "full"}),
+        ["model", "too big", "GiB per GPU", "g5.12xlarge"],
+    ),
+    ("unknown-hub", lambda d: sft(d, hub="github"), ["hub", "'modelscope' or 'huggingface'"]),
+    (
+        "env-kit-variable",
+        lambda d: sft(d, env={"MASTER_ADDR": "127.0.0.1"}),
+        ["env", "MASTER_ADDR", "set by the kit"],
+    ),
+    ("output-bad", lambda d: sft(d, output="ftp://host/x"), ["output", "fetch, keep or an s3://"]),
+    ("setting-misspelt", lambda d: sft(d, dataset=[str(d)]), ["dataset", "Extra inputs are not permitted"]),
+    ("no-job-key", lambda d: sft(d)["job"], ["top-level `job:` key"]),
+    ("name-bad", lambda d: sft(d, name="My Job"), ["name", "pattern"]),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "words"), CASES, ids=[c[0] for c in CASES])
+def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
+    case,
+    content,
+    words,
+    tmp_path: Path,
+    gpu_cluster: str,
+    tripwire: Tripwire,  # noqa: F811
+) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": []}\n')
+    job_file = tmp_path / f"{case}.yml"
+    job_file.write_text(yaml.safe_dump(content(data)))
+    res = run_cli(
+        "render",
+        str(job_file),
+        "--inventory-cluster",
+        gpu_cluster,
+        "--out",
+        str(tmp_path / "out"),
+        env=tripwire.env(),
+    )
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"swiftfleet: job file {job_file}: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert not (tmp_path / "out").exists()
+    assert tripwire.connections == 0
+    assert not tripwire.calls.exists(), tripwire.calls.read_text()
+
+
+def test_good_twin_renders(tmp_path: Path, gpu_cluster: str, tripwire: Tripwire) -> None:  # noqa: F811
+    """The base job of the cases above, with nothing wrong, renders for both nodes (and still touches no host)."""
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": []}\n')
+    job_file = tmp_path / "good.yml"
+    job_file.write_text(yaml.safe_dump(sft(data)))
+    res = run_cli(
+        "render",
+        str(job_file),
+        "--inventory-cluster",
+        gpu_cluster,
+        "--out",
+        str(tmp_path / "out"),
+        env=tripwire.env(),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "about 16 GiB per GPU needed, 24 GiB per GPU available" in res.stdout
+    assert (tmp_path / "out" / "rank1-trainers-1" / "home/ubuntu/swiftfleet/jobs/bad/job.env").is_file()
+    assert tripwire.connections == 0
+    assert not tripwire.calls.exists()
