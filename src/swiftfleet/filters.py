@@ -8,8 +8,13 @@ from typing import Any
 import yaml
 
 
+def _plain(data: Any) -> Any:
+    """Plain dicts, lists and scalars: Ansible passes lazy, tagged subclasses that safe_dump and pydantic refuse."""
+    return json.loads(json.dumps(data))
+
+
 def to_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    return yaml.safe_dump(_plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 
 
 def env_quote(value: Any) -> str:
@@ -30,7 +35,7 @@ def cli_flags(args: dict[str, Any]) -> str:
     """`--key value` flags, shell-quoted, converted the way ms-swift converts a YAML config (lists spread out,
     mappings as JSON), so the line is the config file's exact equivalent."""
     parts: list[str] = []
-    for key, value in args.items():
+    for key, value in _plain(args).items():
         parts.append(f"--{key}")
         if isinstance(value, list):
             parts += [shell_quote(v) for v in value]
@@ -46,8 +51,11 @@ def job_plan(job: Any, hosts: list[dict[str, Any]]) -> dict[str, Any]:
     plan as `swiftfleet render`; a bad job fails the play with the one-line message before any task runs."""
     from swiftfleet.jobs import plan, spec
 
-    checked = spec.parse_job({"job": job}, "job")
-    return plan.build(checked, plan.nodes_from_hostvars(hosts), "job")
+    # hostvars are lazy mappings of everything Ansible knows: keep the keys the plan reads.
+    picked = [{k: h[k] for k in plan.HOST_KEYS if k in h} for h in hosts]
+    plain_job, plain_hosts = _plain([job, picked])
+    checked = spec.parse_job({"job": plain_job}, "job")
+    return plan.build(checked, plan.nodes_from_hostvars(plain_hosts), "job")
 
 
 FILTERS = {

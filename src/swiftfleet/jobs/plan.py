@@ -38,6 +38,9 @@ def nodes_from_cluster(cluster: Cluster) -> list[NodeInfo]:
     ]
 
 
+HOST_KEYS = ("inventory_hostname", "node_rank", "private_ip", "ansible_user", "gpu_count", "gpu_memory_gib", "instance_type")
+
+
 def nodes_from_hostvars(hosts: list[dict[str, Any]]) -> list[NodeInfo]:
     """The inventory's host variables as Ansible hands them over (`groups[g] | map('extract', hostvars)`)."""
     nodes = [
