@@ -17,7 +17,9 @@ DATA = REPO / "src" / "swiftfleet" / "jobs" / "data" / ms_swift_args.DATA_FILE
 @pytest.mark.swift
 def test_argument_list_matches_the_installed_ms_swift(swift_python: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "args.json"
-    subprocess.run([str(swift_python), str(GENERATOR), str(fresh)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [str(swift_python), str(GENERATOR), str(fresh)], check=True, capture_output=True, timeout=600
+    )
     assert json.loads(fresh.read_text()) == json.loads(DATA.read_text()), "run `make schema SWIFT_PY=...`"
 
 
@@ -38,12 +40,18 @@ def test_list_covers_every_command_of_the_pinned_version() -> None:
         assert "model" in ms_swift_args.names(f"swift {command}")
     for command in ("sft", "pt", "rlhf", "export"):
         assert "tensor_model_parallel_size" in ms_swift_args.names(f"megatron {command}")
-    assert "tuner_type" in ms_swift_args.names("swift sft") and "train_type" not in ms_swift_args.names("swift sft")
+    assert "tuner_type" in ms_swift_args.names("swift sft") and "train_type" not in ms_swift_args.names(
+        "swift sft"
+    )
 
 
 def test_messages() -> None:
     assert ms_swift_args.unknown_arg_message("swift sft", "lora_rnak").endswith("(did you mean 'lora_rank'?)")
-    assert "renamed --train_type to --tuner_type" in ms_swift_args.unknown_arg_message("swift sft", "train_type")
-    assert ms_swift_args.unknown_arg_message("megatron sft", "deepspeed").endswith("it belongs to `swift sft`")
+    assert "renamed --train_type to --tuner_type" in ms_swift_args.unknown_arg_message(
+        "swift sft", "train_type"
+    )
+    assert ms_swift_args.unknown_arg_message("megatron sft", "deepspeed").endswith(
+        "it belongs to `swift sft`"
+    )
     assert ms_swift_args.check_value("swift rlhf", "rlhf_type", "grpo") is None
     assert "did you mean 'grpo'" in str(ms_swift_args.check_value("swift rlhf", "rlhf_type", "grp0"))

@@ -1,0 +1,73 @@
+"""Real ms-swift, two nodes' worth of processes on this machine: each rank runs the run.sh that `swiftfleet render`
+wrote for it, from its own job directory, with its own job.env. Only MASTER_ADDR is changed, to 127.0.0.1 (both
+"nodes" are this machine; on a cluster it is rank 0's private IP), and the port is taken free."""
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from swiftfleet.jobs import plan, render, spec
+from tests.conftest import REPO
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.swift
+def test_tiny_lora_trains_on_two_ranks(tiny: Path, swift_python: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "tiny").symlink_to(tiny)
+    monkeypatch.chdir(tmp_path)  # the example's ./build/tiny paths resolve here
+    job_plan = plan.build(spec.load_job(REPO / "jobs" / "tiny-lora.yml"), plan.hypothetical_nodes(2), "tiny")
+    render.render_all(job_plan, tmp_path / "nodes")
+    port = _free_port()
+    procs, logs = [], []
+    for node in job_plan["nodes"]:
+        job_dir = tmp_path / "nodes" / f"rank{node['rank']}-{node['host']}" / node["job_dir"].lstrip("/")
+        for upload in job_plan["uploads"]:  # what the playbook copies to every node
+            dest = job_dir / upload["dest"]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            copy = shutil.copytree if Path(upload["src"]).is_dir() else shutil.copy
+            copy(upload["src"], dest)
+        env_file = job_dir / "job.env"
+        text = env_file.read_text()
+        assert f'MASTER_ADDR="{job_plan["master_addr"]}"' in text
+        env_file.write_text(
+            text.replace(f'MASTER_ADDR="{job_plan["master_addr"]}"', 'MASTER_ADDR="127.0.0.1"').replace(
+                "MASTER_PORT=29500", f"MASTER_PORT={port}"
+            )
+        )
+        log = job_dir / f"rank{node['rank']}.log"
+        logs.append(log)
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "SWIFTFLEET_SWIFT_ENV": str(swift_python.parent.parent),
+        }
+        with log.open("w") as out:
+            procs.append(
+                subprocess.Popen(
+                    ["bash", str(job_dir / "run.sh")], stdout=out, stderr=subprocess.STDOUT, env=env
+                )
+            )
+    try:
+        codes = [p.wait(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], texts[0][-3000:] + texts[1][-3000:]
+    for rank, text in enumerate(texts):
+        assert f"rank: {rank}, local_rank: 0, world_size: 2, local_world_size: 1" in text
+        assert "torch.distributed.run --nproc_per_node 1" in text  # ms-swift re-exec'd under torchrun
+    rank0 = logs[0].parent
+    ckpts = list((rank0 / "output").glob("v*/checkpoint-20"))
+    assert ckpts and (ckpts[0] / "adapter_model.safetensors").is_file(), list(rank0.rglob("*"))
+    assert plan.latest_checkpoint(rank0 / "output") == ckpts[0]
