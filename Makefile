@@ -82,3 +82,17 @@ render: venv ## Check a job, render every node's files locally (JOB=jobs/x.yml; 
 schema: venv ## Regenerate jobs/job.schema.json (and, with SWIFT_PY=..., the ms-swift argument list)
 	$(if $(SWIFT_PY),$(SWIFT_PY) src/swiftfleet/jobs/gen_ms_swift_args.py src/swiftfleet/jobs/data/ms_swift_args.json)
 	python -c 'from swiftfleet.jobs.spec import schema_text; open("jobs/job.schema.json", "w").write(schema_text())'
+
+# Hosts: the stack on every node of a cluster (roles/, playbooks/setup.yml) and the role tests.
+ROLE ?=
+CLUSTER_INVENTORY = python -c 'import sys; from pathlib import Path; from swiftfleet.settings import load_cluster; \
+  from swiftfleet.inventory import inventory_path; print(inventory_path(load_cluster(Path(sys.argv[1]) if sys.argv[1] else None).name))'
+.PHONY: setup molecule
+
+setup: venv ## Install uv, ms-swift (and CUDA/EFA/TE/apex on GPU nodes) on every node, then the stack table (CLUSTER=file.yml)
+	@inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)") && ansible-playbook -i "$$inventory" playbooks/setup.yml
+
+molecule: venv dockerd image ## molecule test of every role's scenario (ROLE=name for one)
+	@set -e; for scenario in roles/$(or $(ROLE),*)/molecule/default; do \
+	  role=$$(basename $$(dirname $$(dirname $$scenario))); echo "== molecule test $$role"; \
+	  (cd roles/$$role && SWIFTFLEET_MOLECULE_ID=$$role molecule test); done
