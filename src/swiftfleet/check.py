@@ -17,7 +17,6 @@ from typing import Any
 
 from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
-from swiftfleet.image import progress
 from swiftfleet.inventory import Cluster, group_name, inventory_path
 from swiftfleet.table import render
 
@@ -41,7 +40,10 @@ def run(cluster: Cluster) -> Report:
         "ANSIBLE_CONFIG": str(paths.REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_SSH_ARGS": FRESH_LOGINS,
     }
-    progress(f"checking {len(cluster.nodes)} node(s) of cluster {cluster.name!r} over SSH (log: {log_path})")
+    print(
+        f"checking {len(cluster.nodes)} node(s) of {cluster.name!r} over SSH (log: {log_path})",
+        file=sys.stderr,
+    )
     with log_path.open("w") as log:
         proc = subprocess.run(
             cmd, cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
