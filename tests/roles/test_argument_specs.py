@@ -35,6 +35,7 @@ CASES = [
         ["ms_swift_cache_dir and ms_swift_wheel_dir must be absolute"],
     ),
     ("ms_swift", {"ms_swift_extras": ["vllm"], "ms_swift_gpu": "false"}, ["vllm need a GPU node"]),
+    ("ms_swift", {"ms_swift_uv": "/nonexistent/uv"}, ["no uv at /nonexistent/uv: apply the uv role first"]),
     ("stack_check", {"stack_check_expect": "torch"}, ["stack_check_expect", "dict"]),
     (
         "stack_check",

@@ -1,0 +1,96 @@
+"""How setup.yml scales: 1 node vs N local nodes, with a cold and a warm package cache, and the re-run.
+
+    .venv/bin/python bench/setup_bench.py [--nodes 1 4]
+
+Each size gets its own cluster (own name, subnet, inventory and state in a temporary directory). The cache is
+a fresh directory under the shared /var/cache/swiftfleet (the mount every local node has), so "cold" really
+downloads everything and the user's cache is left alone:
+  cold  = setup on new nodes with an empty cache;
+  rerun = the same again on the same nodes (must change nothing);
+  warm  = setup on new nodes whose cache the cold run filled.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from swiftfleet.inventory import inventory_path  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
+from tests.roles.conftest import Run, ansible_playbook  # noqa: E402
+
+CACHE_ROOT = Path("/var/cache/swiftfleet")
+
+
+def setup(cluster: str, cache: Path, env: dict[str, str]) -> Run:
+    extra = json.dumps({"swiftfleet_cache_dir": str(cache)})
+    result = ansible_playbook(
+        "-i", str(inventory_path(cluster)), "-e", extra, str(REPO / "playbooks" / "setup.yml"), env=env
+    )
+    if result.rc != 0:
+        raise SystemExit(f"setup.yml failed on {cluster}:\n{result.output[-4000:]}")
+    return result
+
+
+def cluster_cli(action: str, config: Path, env: dict[str, str]) -> None:
+    res = run_cli("cluster", action, "--config", str(config), env=env, timeout=900)
+    if res.returncode != 0:
+        raise SystemExit(f"cluster {action} failed: {res.stdout}{res.stderr}")
+
+
+def bench(nodes: int, index: int, work: Path) -> dict[str, float]:
+    name = f"sfbench{nodes}"
+    env = {"SWIFTFLEET_INVENTORY_DIR": str(work / "inventory"), "SWIFTFLEET_STATE_DIR": str(work / "state")}
+    os.environ.update(env)  # inventory_path() reads them in this process too
+    config = work / f"{name}.yml"
+    spec = {"provider": "local", "name": name, "node_count": nodes, "subnet": f"172.31.{252 + index}.0/24"}
+    config.write_text(yaml.safe_dump(spec))
+    cache = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=CACHE_ROOT))
+    figures: dict[str, float] = {}
+    try:
+        cluster_cli("up", config, env)
+        figures["cold"] = setup(name, cache, env).seconds
+        rerun = setup(name, cache, env)
+        changed = sum(r["changed"] for r in rerun.recap().values())
+        figures["rerun"] = rerun.seconds
+        print(
+            f"{nodes} node(s): cold {figures['cold']:.0f} s, re-run {rerun.seconds:.0f} s (changed={changed})"
+        )
+        cluster_cli("down", config, env)
+        cluster_cli("up", config, env)
+        figures["warm"] = setup(name, cache, env).seconds
+        print(f"{nodes} node(s): warm {figures['warm']:.0f} s")
+    finally:
+        cluster_cli("down", config, env)
+        shutil.rmtree(cache, ignore_errors=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
+        results = {n: bench(n, i, Path(tmp)) for i, n in enumerate(args.nodes)}
+    print(f"\n{'nodes':>5}  {'cold s':>7}  {'warm s':>7}  {'re-run s':>8}")
+    for n, f in results.items():
+        print(f"{n:>5}  {f['cold']:>7.0f}  {f['warm']:>7.0f}  {f['rerun']:>8.0f}")
+    if len(results) > 1:
+        small, big = min(results), max(results)
+        for kind in ("cold", "warm", "rerun"):
+            ratio = results[big][kind] / results[small][kind]
+            print(f"{kind}: {big} nodes take {ratio:.2f}x the time of {small} (ideal parallel: 1.00x)")
+
+
+if __name__ == "__main__":
+    main()
