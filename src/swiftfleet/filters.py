@@ -14,7 +14,9 @@ def _plain(data: Any) -> Any:
 
 
 def to_yaml(data: Any) -> str:
-    return yaml.safe_dump(_plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    return yaml.safe_dump(
+        _plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
+    )
 
 
 def env_quote(value: Any) -> str:

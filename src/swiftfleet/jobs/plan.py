@@ -38,7 +38,15 @@ def nodes_from_cluster(cluster: Cluster) -> list[NodeInfo]:
     ]
 
 
-HOST_KEYS = ("inventory_hostname", "node_rank", "private_ip", "ansible_user", "gpu_count", "gpu_memory_gib", "instance_type")
+HOST_KEYS = (
+    "inventory_hostname",
+    "node_rank",
+    "private_ip",
+    "ansible_user",
+    "gpu_count",
+    "gpu_memory_gib",
+    "instance_type",
+)
 
 
 def nodes_from_hostvars(hosts: list[dict[str, Any]]) -> list[NodeInfo]:
