@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV    ?= .venv
+VENV_SWIFT ?= .venv-swift
 PYTHON  ?= python3.11
 CLUSTER ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -10,13 +11,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 CONFIG_ARG := $(if $(CLUSTER),--config $(CLUSTER),)
 APT_PACKAGES := docker.io mmdebstrap iproute2 iptables openssh-client
 
-.PHONY: help deps apt-deps venv dockerd image cluster-up cluster-down cluster-status check demo \
+.PHONY: help deps apt-deps venv venv-swift dockerd image cluster-up cluster-down cluster-status check demo \
         lint test test-fast tf-check
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-deps: apt-deps venv dockerd ## Install everything (apt packages, Python venv) and start dockerd
+deps: apt-deps venv venv-swift dockerd ## Install everything (apt packages, Python venvs) and start dockerd
 
 apt-deps: ## Install the Debian packages the kit needs (docker.io, mmdebstrap, ...)
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -31,6 +32,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+venv-swift: $(VENV_SWIFT)/.installed ## A controller-side ms-swift (CPU torch) for argument lists and the tiny model
+
+# torch==2.13.0 first: pip takes the CPU wheel lying on this kind of machine, not a multi-GB CUDA build.
+$(VENV_SWIFT)/.installed: roles/ms_swift/defaults/main.yml
+	$(PYTHON) -m venv $(VENV_SWIFT)
+	$(VENV_SWIFT)/bin/pip install -q --upgrade pip
+	$(VENV_SWIFT)/bin/pip install -q torch==2.13.0
+	$(VENV_SWIFT)/bin/pip install -q "ms-swift[megatron]==$$(sed -n 's/^ms_swift_version: *"\{0,1\}\([0-9.]*\).*/\1/p' roles/ms_swift/defaults/main.yml)"
 	touch $@
 
 dockerd: ## Start a Docker engine if none is running

@@ -14,10 +14,6 @@ SWIFT_PYTHON = Path(os.environ.get("SWIFTFLEET_SWIFT_PYTHON", REPO / ".venv-swif
 MAKE_TINY = REPO / "tests" / "jobs" / "make_tiny_model.py"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "swift: needs a Python with ms-swift (SWIFTFLEET_SWIFT_PYTHON)")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if SWIFT_PYTHON.exists():
         return
