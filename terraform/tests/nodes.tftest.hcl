@@ -95,6 +95,10 @@ run "hardening" {
     error_message = "root volume must be an encrypted gp3 of root_volume_gib"
   }
   assert {
+    condition     = alltrue([for n in aws_instance.node : n.monitoring == true && n.ebs_optimized == true])
+    error_message = "detailed monitoring and EBS optimization expected"
+  }
+  assert {
     condition     = alltrue([for n in aws_instance.node : n.instance_initiated_shutdown_behavior == "terminate"])
     error_message = "a node that powers itself off must terminate"
   }
