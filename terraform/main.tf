@@ -26,9 +26,10 @@ locals {
   # Memory of one GPU (all GPUs of an instance type are the same model).
   gpu_memory_mib = max(concat([0], [for g in local.type_facts.gpus : g.memory_size])...)
 
-  # One EFA per network card, as many as the type allows (AWS's recommended layout): card 0 carries
-  # an "efa" interface (EFA + ENA, the node's IP), every other card an "efa-only" one. This also
-  # covers p5 (32 cards): AWS's current P5 guide uses efa-only on every card but the first.
+  # One EFA per network card, as many as the type allows: card 0 carries an "efa" interface (EFA +
+  # ENA: the node's IP address), every other card an "efa-only" one (no IP address used up).
+  # p5 gets the same layout; AWS's variant with an IP-capable "efa" on every fourth card only adds
+  # ENA (TCP) bandwidth, which NCCL over EFA does not use.
   efa_count = local.type_facts.efa_supported ? min(
     coalesce(local.type_facts.efa_maximum_interfaces, 0),
     coalesce(local.type_facts.maximum_network_cards, 1),
