@@ -2,8 +2,9 @@
 
 Runs playbooks/check.yml over the cluster's inventory (pinned host keys, StrictHostKeyChecking=yes) and turns
 its raw rows into the report: per node reachable, GPUs, driver, and whether rank 0's private IP answers on the
-rendezvous port. Every connection is a fresh login (no reused SSH master), so a node counts as reachable only
-if it accepts a new login with its pinned key right now.
+rendezvous port. Each run logs in afresh: its SSH master connections live in a directory of that run only, so
+a node counts as reachable only if it accepts a new login with its pinned key now, not through a connection
+left open by an earlier command.
 """
 
 import json
@@ -11,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from swiftfleet.inventory import Cluster, group_name, inventory_path
 from swiftfleet.table import render
 
 Report = dict[str, Any]
-FRESH_LOGINS = "-o ControlMaster=no -o ControlPath=none"
+SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=15s"
 
 
 def run(cluster: Cluster) -> Report:
@@ -30,21 +33,23 @@ def run(cluster: Cluster) -> Report:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     report_path, log_path = state / "check.json", state / "check.log"
     report_path.unlink(missing_ok=True)
-    extra = {"check_group": group_name(cluster.name), "check_report": str(report_path)}
+    run_id = uuid.uuid4().hex[:8]  # names the rendezvous listener's transient unit
+    extra = {"check_group": group_name(cluster.name), "check_report": str(report_path), "check_run": run_id}
     cmd = [
         _ansible_playbook(), str(paths.playbooks_dir() / "check.yml"),
         "-i", str(inventory_path(cluster.name)), "-e", json.dumps(extra),
     ]  # fmt: skip
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(paths.REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_SSH_ARGS": FRESH_LOGINS,
-    }
     print(
         f"checking {len(cluster.nodes)} node(s) of {cluster.name!r} over SSH (log: {log_path})",
         file=sys.stderr,
     )
-    with log_path.open("w") as log:
+    with tempfile.TemporaryDirectory(prefix="sf-ssh-") as control_dir, log_path.open("w") as log:
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(paths.REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_SSH_ARGS": SSH_ARGS,
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+        }
         proc = subprocess.run(
             cmd, cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
         )

@@ -63,3 +63,28 @@ def test_own_hosts_cluster_pins_keys_once_and_checks(local3: LocalEnv, tmp_path:
     assert not known_hosts_path("sfthosts").parent.exists()
     assert all(local3.node(r).status == "running" for r in range(3))
     local3.up()  # re-pins node 0's new keys for the local cluster's own inventory
+
+
+def test_wrong_master_addr_fails_the_rendezvous_probe(local3: LocalEnv, tmp_path: Path) -> None:
+    """Rank 0 listed with a private IP it does not have (the classic MASTER_ADDR mistake): SSH works, the
+    rendezvous probe does not. The IP is a free one on the test cluster's own bridge."""
+    local3.up()
+    key = str(known_hosts_path("sft3").parent / "id_ed25519")
+    wrong = str(local3.spec.subnet.network_address + 99)
+    machines = [
+        {"address": local3.ip(0), "user": "root", "key": key, "private_ip": wrong},
+        {"address": local3.ip(1), "user": "root", "key": key},
+    ]
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"hosts": machines}))
+    config = tmp_path / "own.yml"
+    config.write_text(yaml.safe_dump({"provider": "hosts", "name": "sftwrong", "hosts_file": "hosts.yml"}))
+    assert run_cli("cluster", "up", "--config", str(config), env=local3.env).returncode == 0
+    try:
+        check = run_cli("check", "--json", "--config", str(config), env=local3.env)
+    finally:
+        run_cli("cluster", "down", "--config", str(config), env=local3.env)
+    assert check.returncode == 2, check.stdout + check.stderr
+    report = json.loads(check.stdout)
+    assert report["master_addr"] == wrong
+    assert [(n["reachable"], n["reaches_rank0"]) for n in report["nodes"]] == [(True, False), (True, False)]
+    assert all("cannot reach rank 0 (29500/tcp)" in n["problems"] for n in report["nodes"])
