@@ -39,7 +39,7 @@ def cluster() -> None:
 def cluster_up(config: Path | None, yes: bool) -> None:
     """Create the nodes and write the Ansible inventory."""
     spec = load_cluster(config)
-    result = _provider(spec).up(spec, assume_yes=yes)  # type: ignore[arg-type]
+    result = _provider(spec).up(spec, assume_yes=yes)
     _print_nodes(result)
 
 
@@ -48,7 +48,7 @@ def cluster_up(config: Path | None, yes: bool) -> None:
 def cluster_down(config: Path | None) -> None:
     """Remove every node and resource of the cluster, then its inventory."""
     spec = load_cluster(config)
-    _provider(spec).down(spec)  # type: ignore[arg-type]
+    _provider(spec).down(spec)
     click.echo(f"cluster {spec.name!r} is down")
 
 
