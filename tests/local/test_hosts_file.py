@@ -12,15 +12,25 @@ from tests.conftest import run_cli
 from tests.local.conftest import LocalEnv
 
 pytestmark = pytest.mark.docker
+SUDO_USER = (
+    "id ops >/dev/null 2>&1 || useradd -m -s /bin/bash ops; "
+    "echo 'ops ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/ops; "
+    "install -d -m 700 -o ops -g ops /home/ops/.ssh; "
+    "echo '{pub}' > /home/ops/.ssh/authorized_keys; chown ops:ops /home/ops/.ssh/authorized_keys"
+)
 
 
 def test_own_hosts_cluster_pins_keys_once_and_checks(local3: LocalEnv, tmp_path: Path) -> None:
     local3.up()
+    # Log in as a sudo user, as on most machines made elsewhere (the check's listener then needs become).
+    pub = (known_hosts_path("sft3").parent / "id_ed25519.pub").read_text().strip()
+    for rank in range(3):
+        local3.sh(rank, SUDO_USER.format(pub=pub))
     # The key beside the hosts file, named relatively; the machines listed out of rank order, no ranks given:
     # the first machine listed (node 2) is rank 0.
     shutil.copy2(known_hosts_path("sft3").parent / "id_ed25519", tmp_path / "login_key")
     order = [2, 0, 1]
-    hosts = {"hosts": [{"address": local3.ip(r), "user": "root", "key": "login_key"} for r in order]}
+    hosts = {"hosts": [{"address": local3.ip(r), "user": "ops", "key": "login_key"} for r in order]}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
     config = tmp_path / "own.yml"
     config.write_text(yaml.safe_dump({"provider": "hosts", "name": "sfthosts", "hosts_file": "hosts.yml"}))
@@ -30,6 +40,7 @@ def test_own_hosts_cluster_pins_keys_once_and_checks(local3: LocalEnv, tmp_path:
     assert up.stderr.count("pinned ED25519 host key SHA256:") == 3
     cluster = read_inventory("sfthosts")
     assert cluster.provider == "hosts"
+    assert {n.ssh_user for n in cluster.nodes} == {"ops"}
     assert [(n.rank, n.ansible_host) for n in cluster.nodes] == [
         (i, local3.ip(r)) for i, r in enumerate(order)
     ]
