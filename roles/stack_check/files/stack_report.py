@@ -62,8 +62,10 @@ def gpu_info() -> dict[str, object]:
 
 
 def cuda_toolkit() -> str:
-    candidates = [os.path.join(os.environ.get("CUDA_HOME", ""), "bin", "nvcc"), "/usr/local/cuda/bin/nvcc"]
-    candidates.append(shutil.which("nvcc") or "")
+    """The toolkit builds use: $CUDA_HOME (the cuda role's env file sets it), else /usr/local/cuda, else PATH."""
+    cuda_home = os.environ.get("CUDA_HOME")
+    candidates = [os.path.join(cuda_home, "bin", "nvcc")] if cuda_home else []
+    candidates += ["/usr/local/cuda/bin/nvcc", shutil.which("nvcc") or ""]
     for nvcc in candidates:
         if nvcc and os.access(nvcc, os.X_OK):
             found = re.search(r"release (\d+\.\d+)", run([nvcc, "--version"]) or "")
