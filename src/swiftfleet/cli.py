@@ -71,7 +71,7 @@ def check_cmd(config: Path | None, as_json: bool) -> None:
     report = check.run(read_inventory(spec.name))
     click.echo(json.dumps(report, indent=2) if as_json else check.format_table(report))
     if not check.healthy(report):
-        raise SwiftfleetError("check failed: see the table above")
+        raise SwiftfleetError("check failed: not every node is ready (see the report above)")
 
 
 @cli.command("image")
