@@ -70,10 +70,14 @@ class Report:
 
 
 def _error(exc: Exception) -> str:
+    """One short line: AWS's code and message, or only the HTTP status when the body is an HTML error page."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()
-    return str(exc).splitlines()[0]
+        code, message = str(err.get("Code", "error")), " ".join(str(err.get("Message", "")).split())
+        if code.isdigit():
+            return f"HTTP {code}, no AWS error in the answer"
+        return f"{code}: {message[:300]}"
+    return str(exc).splitlines()[0][:300]
 
 
 def check(spec: AwsCluster, clients: Clients) -> Report:
@@ -102,7 +106,7 @@ def run(spec: AwsCluster, clients: Clients) -> Report:
     if zones:
         row, report.zones = _subnet_zones(spec, clients.ec2, zones)
         report.rows.append(row)
-    report.rows.append(_vcpu_quota(spec, clients.quotas, type_info["VCpuInfo"]["DefaultVCpus"]))
+    report.rows.append(vcpu_quota(spec, clients.quotas, type_info["VCpuInfo"]["DefaultVCpus"]))
     report.rows.append(_ami(spec, clients, type_info["ProcessorInfo"]["SupportedArchitectures"]))
     return report
 
@@ -206,7 +210,7 @@ def quota_code(instance_type: str, spot: bool) -> str:
     return codes[1] if spot else codes[0]
 
 
-def _vcpu_quota(spec: AwsCluster, quotas: Any, vcpus_per_node: int) -> Row:
+def vcpu_quota(spec: AwsCluster, quotas: Any, vcpus_per_node: int) -> Row:
     needed = spec.node_count * vcpus_per_node
     code = quota_code(spec.instance_type, spec.spot)
     calls: list[Callable[[], Any]] = [

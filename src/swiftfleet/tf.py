@@ -14,6 +14,7 @@ python-terraform 0.10.1 (2020) still drives Terraform 1.11; its quirks live here
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -42,23 +43,37 @@ class TerraformError(SwiftfleetError):
         super().__init__(f"terraform {command} failed: " + " | ".join(self.errors))
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def error_lines(stderr: str) -> list[str]:
-    """Terraform's `-no-color` error blocks as "summary: detail" lines, without source snippets or warnings.
+    """Terraform's error blocks as "summary: detail" lines, without source snippets or warnings.
 
     A block starts at "Error: <summary>"; its detail is the unindented text that follows (indented lines quote
-    the configuration), up to the next block or warning.
+    the configuration). Commands that print a bare message instead (workspace ...) get that message.
     """
     blocks: list[list[str]] = []
-    in_error = False
-    for line in stderr.splitlines():
+    plain: list[str] = []
+    kind: str | None = None  # the block being read: "error", "warning" or None between blocks
+    for raw in ANSI.sub("", stderr).splitlines():
+        if raw.startswith(("╷", "╵")):  # the frame around a block (coloured output)
+            kind = None
+            continue
+        line = raw.removeprefix("│").removeprefix(" ") if raw.startswith("│") else raw
         if line.startswith("Error: "):
             blocks.append([line.removeprefix("Error: ").strip()])
-            in_error = True
-        elif line.startswith(("Warning: ", "│", "╷", "╵")):
-            in_error = False
-        elif in_error and line.strip() and not line[0].isspace() and not line.startswith("This was checked"):
+            kind = "error"
+        elif line.startswith(("Warning: ", "There are some problems with the CLI configuration")):
+            kind = "warning"
+        elif not line.strip() or line[0].isspace() or line.startswith("This was checked by"):
+            continue
+        elif kind == "error":
             blocks[-1].append(line.strip())
-    return [b[0] + (": " + " ".join(b[1:]) if b[1:] else "") for b in blocks]
+        elif kind is None:
+            plain.append(line.strip())
+    if blocks:
+        return [b[0] + (": " + " ".join(b[1:]) if b[1:] else "") for b in blocks]
+    return [" ".join(plain)] if plain else []
 
 
 def _diagnostic(event: Mapping[str, Any]) -> str | None:
