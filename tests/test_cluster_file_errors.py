@@ -190,13 +190,17 @@ def test_unreadable_and_invalid_cluster_files(tmp_path: Path, tripwire: Tripwire
     assert not tripwire.calls.exists()
 
 
-def test_good_aws_file_is_accepted(keys: Path) -> None:
-    """The positive twin of the cases above: the same base file with nothing wrong loads."""
+def test_shipped_aws_example_is_accepted(keys: Path) -> None:
+    """The positive twin of the cases above: the shipped example, with the reader's own key, loads."""
     from swiftfleet.settings import AwsCluster, load_cluster
+    from tests.conftest import REPO
 
+    data = yaml.safe_load((REPO / "clusters" / "aws.example.yml").read_text())
+    data["public_key_file"] = str(keys / "id_ed25519.pub")
     cfg = keys / "good.yml"
-    cfg.write_text(yaml.safe_dump(aws(keys)))
+    cfg.write_text(yaml.safe_dump(data))
     spec = load_cluster(cfg)
     assert isinstance(spec, AwsCluster)
     assert spec.private_key_file == (keys / "id_ed25519").resolve()
-    assert [str(c) for c in spec.admin_cidrs] == ["203.0.113.0/24"]
+    assert [str(c) for c in spec.admin_cidrs] == ["203.0.113.7/32"]
+    assert spec.placement_group is None and spec.ttl_hours == 12
