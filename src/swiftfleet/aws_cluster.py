@@ -70,9 +70,11 @@ def up(spec: AwsCluster, assume_yes: bool) -> Cluster:
     report = preflight.check(spec, clients)
     ws = tf.Workspace(spec.name)
     ws.init()
-    ws.select()
-    resources = ws.resources()
-    existing = zone_in_state(resources) if any(r.get("mode") == "managed" for r in resources) else None
+    existing = None
+    if ws.exists():
+        ws.select()
+        resources = ws.resources()
+        existing = zone_in_state(resources) if any(r.get("mode") == "managed" for r in resources) else None
     # A cluster that exists already is updated where it is: moving it would replace every node.
     zones = [existing] if existing else report.zones
     for line in pricing.estimate(spec, zones[0], clients.ec2).lines():
@@ -81,6 +83,7 @@ def up(spec: AwsCluster, assume_yes: bool) -> Cluster:
         click.confirm(
             f"Create or update cluster {spec.name!r} ({spec.node_count} x {spec.instance_type})?", abort=True
         )
+    ws.select()  # created here on first use, once the user has said yes
     zone = _apply(ws, spec, zones, existing is not None)
     outputs = ws.outputs()
     say(f"cluster {spec.name!r} is up in {zone}; pinning SSH host keys")

@@ -1,8 +1,10 @@
 """`cluster up` / `cluster down` on AWS: the real Terraform module applied to moto, checked through the EC2 API."""
 
+import io
 from pathlib import Path
 
 import boto3
+import click
 import pytest
 
 from swiftfleet import aws_cluster, tf
@@ -168,3 +170,15 @@ def test_failed_preflight_creates_nothing(aws: FaultProxy, ssh_key: Path, tmp_pa
     assert leftovers() == NOTHING
     assert not tf.Workspace("sf-pre").exists()
     aws_cluster.down(spec)  # nothing to destroy is no error
+
+
+def test_declining_the_prompt_creates_nothing(
+    aws: FaultProxy, ssh_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = aws_spec(tmp_path / "c.yml", ssh_key, name="sf-no")
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    with pytest.raises(click.exceptions.Abort):
+        aws_cluster.up(spec, assume_yes=False)
+    assert aws.run_instances == []
+    assert leftovers() == NOTHING
+    assert not tf.Workspace("sf-no").exists()
