@@ -60,10 +60,18 @@ def job_plan(job: Any, hosts: list[dict[str, Any]]) -> dict[str, Any]:
     return plan.build(checked, plan.nodes_from_hostvars(plain_hosts), "job")
 
 
+def table(rows: list[list[Any]], head: list[str]) -> str:
+    """`rows | swiftfleet_table(head)`: the CLI's plain-text table, for the playbooks' reports."""
+    from swiftfleet.table import render
+
+    return render(head, _plain(rows))
+
+
 FILTERS = {
     "swiftfleet_to_yaml": to_yaml,
     "swiftfleet_env_quote": env_quote,
     "swiftfleet_shell_quote": shell_quote,
     "swiftfleet_cli_flags": cli_flags,
     "swiftfleet_job_plan": job_plan,
+    "swiftfleet_table": table,
 }

@@ -21,7 +21,7 @@ def test_schema_file_is_up_to_date() -> None:
 
 def test_every_kind_has_an_example() -> None:
     kinds = {yaml.safe_load(p.read_text())["job"]["kind"] for p in EXAMPLES}
-    assert kinds == {"swift sft", "swift rlhf", "megatron sft", "swift deploy", "swift eval"}
+    assert kinds == {"swift sft", "swift rlhf", "megatron sft", "swift deploy", "swift eval", "swift export"}
     assert len(EXAMPLES) >= 9
 
 

@@ -13,7 +13,7 @@ from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster
 from swiftfleet.jobs import ms_swift_args, sizing
-from swiftfleet.jobs.refs import Ref, parse_dataset, parse_model
+from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
 from swiftfleet.jobs.spec import API_KEY_ENV, Job, serves_by_url
 
 DEPLOY_PORT = 8000
@@ -90,6 +90,7 @@ class _Builder:
         self.job, self.all_nodes, self.source = job, nodes, source
         self.uploads: list[dict[str, str]] = []
         self.downloads: list[dict[str, str]] = []
+        self.prefetch: list[dict[str, str]] = []
         self.notes: list[str] = []
         self.warnings: list[str] = []
 
@@ -103,6 +104,9 @@ class _Builder:
         elif ref.source == "s3":
             self.downloads.append({"uri": ref.path, "dest": dest})
         else:
+            # The hub: every node downloads it into its own cache before the launch (no shared storage).
+            kind = "dataset" if dest.startswith("data/") else "model"
+            self.prefetch.append({"id": ref.path.split(":", 1)[0], "repo_type": kind})
             dest = ref.path
         return dest + (f"#{ref.samples}" if ref.samples else "")
 
@@ -155,6 +159,25 @@ class _Builder:
             return {"mcore_model": f"resume/{ckpt.name}", "finetune": False}
         return {"resume_from_checkpoint": f"resume/{ckpt.name}"}
 
+    def checkpoint_args(self) -> dict[str, Any]:
+        """A job's `checkpoint` as --adapters: a local directory, or a training job's newest fetched one."""
+        text = self.job.checkpoint
+        if text is None:
+            return {}
+        ckpt = (
+            Path(text).expanduser()
+            if text.startswith(LOCAL_PREFIXES)
+            else latest_checkpoint(outputs_dir(text))
+        )
+        if ckpt is None:
+            raise self.fail(
+                "checkpoint", f"no checkpoint-N under {outputs_dir(text)} (train {text!r} with output: fetch)"
+            )
+        if not (ckpt.is_dir() and any(ckpt.iterdir())):
+            raise self.fail("checkpoint", f"{text!r} is not a checkpoint directory here")
+        self.uploads.append({"src": str(ckpt.resolve()), "dest": f"adapters/{ckpt.name}"})
+        return {"adapters": [f"adapters/{ckpt.name}"]}
+
     def config(self) -> dict[str, Any]:
         job = self.job
         model = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
@@ -168,8 +191,12 @@ class _Builder:
                 ]
         cfg.update(job.args)
         cfg.update(self.resume_args())
+        cfg.update(self.checkpoint_args())
         if job.is_training:
             cfg["output_dir"] = "output"
+        elif job.command == "swift export":
+            cfg["output_dir"] = "output"
+            cfg["exist_ok"] = True  # the kit's own job directory: a re-run replaces the last export
         elif job.command == "swift eval":
             cfg["eval_output_dir"] = "output"
         if job.command == "swift deploy":
@@ -249,7 +276,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
             {"template": "job/job.env.j2", "dest": f"{job_dir}/job.env", "mode": "0600"},
             {"template": "job/run.sh.j2", "dest": f"{job_dir}/run.sh", "mode": "0755"},
         ]
-        if not torchrun:
+        if job.command in ("swift deploy", "swift eval"):
             files.append(
                 {"template": "job/swift_launch.py.j2", "dest": f"{job_dir}/swift_launch.py", "mode": "0644"}
             )
@@ -264,6 +291,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
                 "rank": n.rank,
                 "private_ip": n.private_ip,
                 "user": n.user,
+                "home": home,
                 "job_dir": job_dir,
                 "unit": unit,
                 "log": f"{job_dir}/rank{n.rank}.log",
@@ -287,6 +315,8 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
         "port": config.get("port"),
         "uploads": b.uploads,
         "downloads": b.downloads,
+        "prefetch": b.prefetch,
+        "hub": job.hub,
         "output": {
             "mode": "s3" if out and out.startswith("s3://") else out,
             "uri": out if out and out.startswith("s3://") else None,

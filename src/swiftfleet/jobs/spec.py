@@ -27,6 +27,7 @@ Kind = Literal[
     "megatron rlhf",
     "swift deploy",
     "swift eval",
+    "swift export",
 ]
 TRAINING: frozenset[str] = frozenset(
     {"swift sft", "swift pt", "swift rlhf", "megatron sft", "megatron pt", "megatron rlhf"}
@@ -91,6 +92,13 @@ class Job(BaseModel):
         ),
     ] = None
     resume: Annotated[str | None, Field(description="`latest` or a local checkpoint directory.")] = None
+    checkpoint: Annotated[
+        str | None,
+        Field(
+            description="LoRA adapters for export, deploy or eval: a local checkpoint directory (/, ./ or ~), "
+            "or a training job's name (its newest checkpoint-N fetched under outputs/NAME)."
+        ),
+    ] = None
     master_port: Annotated[
         int, Field(ge=29500, le=29600, description="The security group opens 29500-29600.")
     ] = 29500
@@ -172,10 +180,20 @@ def check(job: Job, source: str) -> None:
         _fail(source, "datasets", f"`{cmd}` needs at least one dataset")
     if not job.is_training:
         for field in ("datasets", "val_datasets", "resume", "nproc_per_node"):
-            if getattr(job, field):
+            # An export's datasets are the calibration set of an awq/gptq quantization.
+            if getattr(job, field) and not (field == "datasets" and cmd == "swift export"):
                 _fail(source, field, f"`{cmd}` is one process on one node (no torchrun), it takes no {field}")
         if job.nodes not in (None, 1):
             _fail(source, "nodes", f"`{cmd}` runs on one node (ms-swift serves one model per machine)")
+    if job.checkpoint is not None:
+        if job.is_training:
+            _fail(source, "checkpoint", f"`{cmd}` continues from a checkpoint with `resume`")
+        if serves_by_url(job):
+            _fail(
+                source, "checkpoint", "an eval with eval_url scores the served model; deploy the checkpoint"
+            )
+        if "adapters" in job.args:
+            _fail(source, "checkpoint", "give the checkpoint or args.adapters, not both")
     if cmd == "swift deploy" and job.output is not None:
         _fail(source, "output", "a deploy job has no output to collect")
     _check_args(job, source)

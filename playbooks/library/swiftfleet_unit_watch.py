@@ -1,0 +1,146 @@
+#!/usr/bin/python
+"""Ansible module: one look at a job unit and its log, waiting up to `wait` seconds for something to happen."""
+
+DOCUMENTATION = r"""
+module: swiftfleet_unit_watch
+short_description: State of a swiftfleet job unit and the new progress lines of its log
+description:
+  - Reads the unit's state with C(systemctl show) and the log from byte O(offset) on. With O(wait), returns as
+    soon as the unit is no longer running or the log has a new progress line, at the latest after O(wait)
+    seconds; so a playbook polls without sleeping blindly and without reading the whole log each time.
+  - Only whole lines are read (tqdm's carriage returns count as line ends); RV(offset) is where the next call
+    starts. A log shorter than O(offset) (rotated, truncated) is read from its start.
+options:
+  unit: {type: str, required: true, description: The systemd unit.}
+  log: {type: path, required: true, description: The unit's log file (it need not exist yet).}
+  offset: {type: int, default: 0, description: Byte offset to read from; -1 reads only the last 64 KiB.}
+  wait: {type: float, default: 0, description: Seconds to wait for a progress line or the unit's end.}
+  pattern:
+    type: str
+    default: "^\\{'(loss|eval_loss|train_loss)'"
+    description: Regular expression of a progress line (ms-swift prints a Python dict per logging step).
+  tail: {type: int, default: 0, description: Also return the log's last N lines (for failure reports, logs).}
+"""
+
+RETURN = r"""
+state: {description: "ActiveState (active, inactive, failed, ...); not-installed without the unit file", type: str, returned: always}
+result: {description: "systemd's Result: success, exit-code, signal, ...", type: str, returned: always}
+exit_status: {description: ExecMainStatus (exit code or signal number), type: int, returned: always}
+exited_at: {description: Unix time the main process ended (0 while running), type: int, returned: always}
+loaded: {description: The unit file is installed on the node, type: bool, returned: always}
+running: {description: The unit is active, activating or reloading, type: bool, returned: always}
+progress: {description: "New progress lines since offset, as `step N/M  loss X  ...`", type: list, elements: str, returned: always}
+last_line: {description: The last non-empty line read (new or, with offset -1, recent), type: str, returned: always}
+latest: {description: The last progress line read, else the last line, type: str, returned: always}
+offset: {description: Where the next call should read from, type: int, returned: always}
+tail: {description: The last O(tail) lines of the log, type: list, elements: str, returned: always}
+"""
+
+import ast
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+PROPERTIES = ("ActiveState", "Result", "ExecMainStatus", "ExecMainExitTimestamp", "LoadState")
+RUNNING = ("active", "activating", "reloading", "deactivating")
+RECENT = 65536
+
+
+def unit_state(module, unit):
+    argv = ["systemctl", "show", "--timestamp=unix", *(f"--property={p}" for p in PROPERTIES), unit]
+    rc, out, err = module.run_command(argv)
+    if rc != 0:
+        module.fail_json(msg=f"systemctl show {unit}: {err.strip() or out.strip()}")
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    stamp = props.get("ExecMainExitTimestamp", "")
+    loaded = props.get("LoadState", "") == "loaded"
+    return {
+        "state": props.get("ActiveState", "unknown") if loaded else "not-installed",
+        "loaded": loaded,
+        "result": props.get("Result", ""),
+        "exit_status": int(props.get("ExecMainStatus") or 0),
+        "exited_at": int(stamp[1:]) if stamp.startswith("@") else 0,
+    }
+
+
+def read_lines(path, offset):
+    """Whole lines from offset on, and the offset after the last one."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return [], 0
+    if offset < 0:
+        offset = max(size - RECENT, 0)
+    elif offset > size:
+        offset = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size - offset)
+    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    text = data[:end].decode("utf-8", errors="replace")
+    return [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()], offset + end
+
+
+def summarize(line):
+    """`step 5/20  loss 5.84  ...` from ms-swift's printed dict; other lines unchanged."""
+    try:
+        values = ast.literal_eval(line)
+    except (ValueError, SyntaxError):
+        return line
+    if not isinstance(values, dict):
+        return line
+    step = values.pop("global_step/max_steps", None)
+    return "  ".join(([f"step {step}"] if step else []) + [f"{k} {v}" for k, v in values.items()])
+
+
+def last_lines(path, count):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(os.path.getsize(path) - RECENT, 0))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()][-count:]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "unit": {"type": "str", "required": True},
+            "log": {"type": "path", "required": True},
+            "offset": {"type": "int", "default": 0},
+            "wait": {"type": "float", "default": 0},
+            "pattern": {"type": "str", "default": r"^\{'(loss|eval_loss|train_loss)'"},
+            "tail": {"type": "int", "default": 0},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    progress_re = re.compile(p["pattern"])
+    deadline = time.monotonic() + p["wait"]
+    offset, progress, last = p["offset"], [], ""
+    while True:
+        state = unit_state(module, p["unit"])
+        lines, offset = read_lines(p["log"], offset)
+        progress += [summarize(line) for line in lines if progress_re.search(line)]
+        last = lines[-1] if lines else last
+        running = state["state"] in RUNNING
+        if progress or not running or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    module.exit_json(
+        changed=False,
+        running=running,
+        progress=progress,
+        last_line=last,
+        latest=progress[-1] if progress else last,
+        offset=offset,
+        tail=last_lines(p["log"], p["tail"]) if p["tail"] > 0 else [],
+        **state,
+    )
+
+
+if __name__ == "__main__":
+    main()
