@@ -208,3 +208,14 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "aws_max_retries" {
+  description = "Retries of a failed AWS API call. Low, so that a capacity error reaches the kit's AZ failover quickly."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.aws_max_retries >= 0 && var.aws_max_retries <= 25 && floor(var.aws_max_retries) == var.aws_max_retries
+    error_message = "aws_max_retries must be a whole number from 0 to 25."
+  }
+}

@@ -14,6 +14,9 @@ terraform {
 
 provider "aws" {
   region = var.region
+  # The provider retries EC2 capacity errors (HTTP 500) like any 5xx, with backoff, for many minutes at the
+  # default of 25 (terraform-provider-aws #15183): a small number lets the kit's AZ failover move on.
+  max_retries = var.aws_max_retries
 
   default_tags {
     tags = merge(var.tags, {

@@ -32,20 +32,9 @@ from tests.conftest import REPO
 REGION = "us-east-1"
 AMI_PARAMETER = "/swiftfleet-test/dlami/ami-id"  # moto refuses names under /aws/
 ADMIN_CIDR = "203.0.113.7/32"
-# Test-only settings, dropped into the copied module as an override file:
-# - moto implements neither MonitorInstances (detailed monitoring answers 500) nor placement groups: monitoring
-#   goes off here, the placement group off in the cluster files;
-# - the provider retries EC2's capacity errors (HTTP 500) like any 5xx, up to 25 times with backoff (minutes;
-#   terraform-provider-aws #15183), and ignores AWS_MAX_ATTEMPTS there: one attempt keeps failover tests short.
-MOTO_OVERRIDE = """\
-provider "aws" {
-  max_retries = 1
-}
-
-resource "aws_instance" "node" {
-  monitoring = false
-}
-"""
+# Test-only settings (terraform/tests/moto/moto_override.tf, which says why each is there) are dropped into the
+# copied module as a Terraform override file; placement groups are off in the tests' cluster files.
+MOTO_OVERRIDE = REPO / "terraform" / "tests" / "moto" / "moto_override.tf"
 CAPACITY_MESSAGES = {
     "InsufficientInstanceCapacity": "We currently do not have sufficient {type} capacity in the Availability Zone "
     "you requested ({zone}). Our system will be working on provisioning additional capacity.",
@@ -214,7 +203,7 @@ def terraform_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(
         REPO / "terraform", dest, ignore=shutil.ignore_patterns(".terraform", "terraform.tfstate*")
     )
-    (dest / "moto_override.tf").write_text(MOTO_OVERRIDE)
+    shutil.copy(MOTO_OVERRIDE, dest / "moto_override.tf")
     return dest
 
 

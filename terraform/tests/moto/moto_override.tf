@@ -1,6 +1,11 @@
 # Test-only drop-in: copy this file next to the module's .tf files to apply the module against
 # moto's server (see tests/README.md). Never part of a real deployment.
 
+# moto never gains capacity: one attempt keeps the failover tests short.
+provider "aws" {
+  max_retries = 1
+}
+
 resource "aws_instance" "node" {
   # moto does not implement MonitorInstances (HTTP 500, retried for minutes by the provider).
   monitoring = false
