@@ -40,6 +40,17 @@ def setup(cluster: str, cache: Path, env: dict[str, str]) -> Run:
     return result
 
 
+def changed_tasks(output: str) -> list[str]:
+    """'task name: host' for every task that reported a change (why a re-run was not a no-op)."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line[6:].split("]")[0]
+        elif line.startswith("changed: ["):
+            found.append(f"{task}: {line[10:].split(']')[0]}")
+    return found
+
+
 def cluster_cli(action: str, config: Path, env: dict[str, str]) -> None:
     res = run_cli("cluster", action, "--config", str(config), env=env, timeout=900)
     if res.returncode != 0:
