@@ -178,6 +178,24 @@ class _Builder:
         self.uploads.append({"src": str(ckpt.resolve()), "dest": f"adapters/{ckpt.name}"})
         return {"adapters": [f"adapters/{ckpt.name}"]}
 
+    def eval_local_paths(self, dataset_args: dict[str, Any]) -> dict[str, Any]:
+        """evalscope's custom datasets (`eval_dataset_args: {NAME: {local_path: DIR}}`) are read on the node:
+        a local directory goes up with the job, like a training dataset."""
+        out = {}
+        for name, opts in dataset_args.items():
+            path = opts.get("local_path") if isinstance(opts, dict) else None
+            if isinstance(path, str) and path.startswith(LOCAL_PREFIXES):
+                if not Path(path).expanduser().is_dir():
+                    raise self.fail(
+                        f"args.eval_dataset_args.{name}.local_path", f"{path!r} is not a directory here"
+                    )
+                self.uploads.append(
+                    {"src": str(Path(path).expanduser().resolve()), "dest": f"eval_data/{name}"}
+                )
+                opts = {**opts, "local_path": f"eval_data/{name}"}
+            out[name] = opts
+        return out
+
     def config(self) -> dict[str, Any]:
         job = self.job
         model = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
@@ -199,6 +217,8 @@ class _Builder:
             cfg["exist_ok"] = True  # the kit's own job directory: a re-run replaces the last export
         elif job.command == "swift eval":
             cfg["eval_output_dir"] = "output"
+            if isinstance(cfg.get("eval_dataset_args"), dict):
+                cfg["eval_dataset_args"] = self.eval_local_paths(cfg["eval_dataset_args"])
         if job.command == "swift deploy":
             cfg["host"] = "0.0.0.0"
             cfg.setdefault("port", DEPLOY_PORT)
@@ -280,7 +300,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
             files.append(
                 {"template": "job/swift_launch.py.j2", "dest": f"{job_dir}/swift_launch.py", "mode": "0644"}
             )
-        if job.command == "swift deploy" and API_KEY_ENV in job.env:
+        if job.command in ("swift deploy", "swift eval") and API_KEY_ENV in job.env:
             files.append({"template": "job/api-key.env.j2", "dest": f"{job_dir}/api-key.env", "mode": "0600"})
         unit = f"swiftfleet-{job.name}-rank{n.rank}.service"
         unit_template = "job/deploy.service.j2" if job.command == "swift deploy" else "job/run.service.j2"
