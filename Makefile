@@ -107,3 +107,37 @@ molecule: venv dockerd image ## molecule test of every role's scenario (ROLE=nam
 	@set -e; for scenario in roles/$(or $(ROLE),*)/molecule/default; do \
 	  role=$$(basename $$(dirname $$(dirname $$scenario))); echo "== molecule test $$role"; \
 	  (cd roles/$$role && SWIFTFLEET_MOLECULE_ID=$$role molecule test); done
+
+# Jobs on a cluster: playbooks/<target>.yml with JOB (a job file) on CLUSTER's inventory; ARGS for more -e.
+PLAYBOOK = inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)") && ansible-playbook -i "$$inventory"
+.PHONY: train status logs stop export deploy eval rehearsal
+
+train: ## Train a job on the cluster (JOB=jobs/x.yml; ARGS="-e wait=false" returns once started)
+status: ## Every rank's unit state and last progress line (JOB=...)
+logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100 -e fetch=true")
+stop: ## Stop a job on every rank (JOB=...)
+export: ## swift export on rank 0: merge LoRA, quantize (JOB=jobs/rehearsal/tiny-merge.yml, jobs/quantize-awq.yml)
+deploy: ## swift deploy as a service, health-checked; prints the URL (JOB=jobs/deploy.yml)
+eval: ## swift eval against a server or checkpoint; prints the scores (JOB=jobs/eval.yml)
+train status logs stop export deploy eval: venv
+	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(ARGS)
+
+# The whole rehearsal on the local default cluster (CPU): each step is a real command a user runs.
+rehearsal: venv venv-swift dockerd ## Up, setup, tiny model, train (2 nodes), export, deploy, chat, eval
+	@set -e; export SWIFT_API_KEY=$${SWIFT_API_KEY:-$$(python -c 'import secrets; print(secrets.token_hex(16))')}; \
+	step() { printf '\n== %s\n' "$$*"; }; \
+	step "1/8 cluster up"; swiftfleet cluster up $(CONFIG_ARG); \
+	inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)"); \
+	step "2/8 setup (uv, ms-swift, evalscope on every node)"; \
+	ansible-playbook -i "$$inventory" playbooks/setup.yml -e '{"ms_swift_extras": ["eval"]}'; \
+	step "3/8 tiny model and data (no download)"; \
+	$(VENV_SWIFT)/bin/python tests/jobs/make_tiny_model.py build/tiny; \
+	python tests/e2e/make_eval_set.py build/tiny/eval.jsonl build/tiny/evalset; \
+	step "4/8 train LoRA on every node"; ansible-playbook -i "$$inventory" playbooks/train.yml -e @jobs/tiny-lora.yml; \
+	step "5/8 export: merge the LoRA"; ansible-playbook -i "$$inventory" playbooks/export.yml -e @jobs/rehearsal/tiny-merge.yml; \
+	step "6/8 deploy"; ansible-playbook -i "$$inventory" playbooks/deploy.yml -e @jobs/rehearsal/tiny-server.yml; \
+	rank0=$$(python -c 'import sys, yaml; inv = yaml.safe_load(open(sys.argv[1]))["all"]["children"]; \
+	  print(next(iter(inv.values()))["vars"]["master_addr"])' "$$inventory"); \
+	step "7/8 chat with http://$$rank0:8000/v1"; python tests/e2e/chat.py "http://$$rank0:8000/v1" tiny "alpha beta gamma"; \
+	step "8/8 eval"; ansible-playbook -i "$$inventory" playbooks/eval.yml -e @jobs/rehearsal/tiny-eval.yml; \
+	step "done: the server still runs (make stop JOB=jobs/rehearsal/tiny-server.yml); make cluster-down removes it all"

@@ -46,6 +46,7 @@ from ansible.module_utils.basic import AnsibleModule
 PROPERTIES = ("ActiveState", "Result", "ExecMainStatus", "ExecMainExitTimestamp", "LoadState")
 RUNNING = ("active", "activating", "reloading", "deactivating")
 RECENT = 65536
+PROGRESS_PATTERN = r"^\{'(loss|eval_loss|train_loss)'"
 
 
 def unit_state(module, unit):
@@ -112,7 +113,7 @@ def main():
             "log": {"type": "path", "required": True},
             "offset": {"type": "int", "default": 0},
             "wait": {"type": "float", "default": 0},
-            "pattern": {"type": "str", "default": r"^\{'(loss|eval_loss|train_loss)'"},
+            "pattern": {"type": "str", "default": PROGRESS_PATTERN},
             "tail": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
