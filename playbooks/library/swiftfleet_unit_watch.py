@@ -17,7 +17,7 @@ options:
   wait: {type: float, default: 0, description: Seconds to wait for a progress line or the unit's end.}
   pattern:
     type: str
-    default: "^\\{'(loss|eval_loss|train_loss)'"
+    default: "^\\{'(loss|eval_loss|train_runtime)'"
     description: Regular expression of a progress line (ms-swift prints a Python dict per logging step).
   tail: {type: int, default: 0, description: Also return the log's last N lines (for failure reports, logs).}
 """
@@ -46,7 +46,7 @@ from ansible.module_utils.basic import AnsibleModule
 PROPERTIES = ("ActiveState", "Result", "ExecMainStatus", "ExecMainExitTimestamp", "LoadState")
 RUNNING = ("active", "activating", "reloading", "deactivating")
 RECENT = 65536
-PROGRESS_PATTERN = r"^\{'(loss|eval_loss|train_loss)'"
+PROGRESS_PATTERN = r"^\{'(loss|eval_loss|train_runtime)'"
 
 
 def unit_state(module, unit):

@@ -1,0 +1,113 @@
+"""What the export, eval and deploy playbooks rely on in the plan: `swift export` jobs, a job's `checkpoint`
+(a directory, or a training job's newest fetched checkpoint), evalscope's local datasets going up with the job,
+and hub models listed for every node to download. Plans and rendered files only: no host, no ms-swift."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.jobs import plan, render, spec
+
+NODES = plan.hypothetical_nodes(2)
+
+
+def _plan(**job: Any) -> dict[str, Any]:
+    return plan.build(spec.parse_job({"job": job}, "job"), NODES, "job")
+
+
+@pytest.fixture
+def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A model directory and a training job's fetched outputs with two checkpoints."""
+    monkeypatch.setenv("SWIFTFLEET_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    for run, step in (("v0-1", 10), ("v1-2", 30), ("v1-2", 20)):
+        ckpt = tmp_path / "outputs" / "lora" / "output" / run / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "adapter_model.safetensors").write_text("x")
+    return tmp_path
+
+
+def test_export_merges_the_newest_checkpoint_of_a_training_job(trained: Path) -> None:
+    job_plan = _plan(
+        name="merge", kind="swift export", model=str(trained / "model"), checkpoint="lora",
+        args={"merge_lora": True},
+    )  # fmt: skip
+    newest = trained / "outputs" / "lora" / "output" / "v1-2" / "checkpoint-30"
+    assert {"src": str(newest), "dest": "adapters/checkpoint-30"} in job_plan["uploads"]
+    assert job_plan["config"]["adapters"] == ["adapters/checkpoint-30"]
+    assert (job_plan["config"]["output_dir"], job_plan["config"]["exist_ok"]) == ("output", True)
+    assert [n["rank"] for n in job_plan["nodes"]] == [0] and job_plan["output"]["mode"] == "fetch"
+    node = job_plan["nodes"][0]
+    files = render.render_node(job_plan, node)
+    run_sh = files[f"{node['job_dir']}/run.sh"]
+    assert 'exec "$swift_env/bin/swift" export config.yaml' in run_sh and "torchrun" not in run_sh
+    assert f"{node['job_dir']}/swift_launch.py" not in files
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ({"checkpoint": "nope"}, "job: checkpoint: no checkpoint-N under"),
+        (
+            {"checkpoint": "./missing-dir"},
+            "job: checkpoint: './missing-dir' is not a checkpoint directory here",
+        ),
+        (
+            {"checkpoint": "lora", "args": {"adapters": ["x"]}},
+            "give the checkpoint or args.adapters, not both",
+        ),
+    ],
+)
+def test_bad_checkpoints_are_one_line(trained: Path, job: dict[str, Any], message: str) -> None:
+    with pytest.raises(SwiftfleetError, match=r"^job: checkpoint: ") as err:
+        _plan(name="merge", kind="swift export", model=str(trained / "model"), **job)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_checkpoint_is_not_for_training_or_a_served_eval(trained: Path) -> None:
+    with pytest.raises(SwiftfleetError, match="continues from a checkpoint with `resume`"):
+        _plan(name="t", kind="swift sft", model=str(trained / "model"), datasets=["a/b"], checkpoint="lora")
+    with pytest.raises(SwiftfleetError, match="scores the served model"):
+        _plan(name="e", kind="swift eval", model="tiny", checkpoint="lora",
+              args={"eval_url": "http://10.0.0.1:8000/v1"})  # fmt: skip
+
+
+def test_export_takes_a_calibration_set_eval_does_not() -> None:
+    job_plan = _plan(
+        name="awq", kind="swift export", model="Qwen/Qwen2.5-7B-Instruct", datasets=["org/calib#64"],
+        args={"quant_method": "awq", "quant_bits": 4},
+    )  # fmt: skip
+    assert job_plan["config"]["dataset"] == ["org/calib#64"]
+    assert job_plan["prefetch"] == [
+        {"id": "Qwen/Qwen2.5-7B-Instruct", "repo_type": "model"},
+        {"id": "org/calib", "repo_type": "dataset"},
+    ]
+    with pytest.raises(SwiftfleetError, match="it takes no datasets"):
+        _plan(name="e", kind="swift eval", model="org/m", datasets=["org/d"])
+
+
+def test_an_eval_sets_local_directory_goes_up_with_the_job_and_the_key_to_its_unit(tmp_path: Path) -> None:
+    (tmp_path / "evalset").mkdir()
+    job_plan = _plan(
+        name="ev", kind="swift eval", model="tiny",
+        args={"eval_url": "http://10.0.0.1:8000/v1", "eval_dataset": ["general_mcq"],
+              "eval_dataset_args": {"general_mcq": {"local_path": str(tmp_path / "evalset"), "subset_list": ["t"]}}},
+        env={"SWIFT_API_KEY": "k-secret"},
+    )  # fmt: skip
+    assert {"src": str(tmp_path / "evalset"), "dest": "eval_data/general_mcq"} in job_plan["uploads"]
+    assert job_plan["config"]["eval_dataset_args"] == {
+        "general_mcq": {"local_path": "eval_data/general_mcq", "subset_list": ["t"]}
+    }
+    node = job_plan["nodes"][0]
+    files = render.render_node(job_plan, node)
+    assert f"EnvironmentFile={node['job_dir']}/api-key.env" in files[f"/etc/systemd/system/{node['unit']}"]
+    assert "list_eval_dataset" in files[f"{node['job_dir']}/swift_launch.py"]  # Native without opencompass
+    with pytest.raises(
+        SwiftfleetError, match=r"args.eval_dataset_args.general_mcq.local_path: .* not a directory"
+    ):
+        _plan(name="ev", kind="swift eval", model="tiny",
+              args={"eval_url": "http://10.0.0.1:8000/v1",
+                    "eval_dataset_args": {"general_mcq": {"local_path": str(tmp_path / "none")}}})  # fmt: skip
