@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from swiftfleet import local_cluster
-from swiftfleet.inventory import inventory_path
+from swiftfleet.inventory import inventory_path, known_hosts_path
 from swiftfleet.jobs.plan import latest_checkpoint
 from tests.conftest import REPO, run_cli
 from tests.e2e.chat import chat
@@ -106,13 +106,31 @@ def test_a_job_too_big_for_the_inventory_touches_no_host(rehearsal: Rehearsal) -
     assert "too-big" not in rehearsal.node(0, "ls", "/root/swiftfleet/jobs")
 
 
-def test_setup_installs_the_cpu_stack_with_evalscope(rehearsal: Rehearsal) -> None:
-    run = ansible_playbook(
+def test_setup_installs_the_cpu_stack_twice_the_second_run_changes_nothing(rehearsal: Rehearsal) -> None:
+    """setup.yml on both nodes in parallel; run again, it changes nothing; the stack table says consistent."""
+    argv = [
         "-i", str(inventory_path(str(CLUSTER["name"]))), str(REPO / "playbooks" / "setup.yml"),
-        "-e", json.dumps({"ms_swift_extras": ["eval"]}), env=rehearsal.env,
-    )  # fmt: skip
-    print(f"setup.yml (2 nodes, with evalscope): {run.seconds:.0f} s")
-    assert run.rc == 0, run.output[-5000:]
+        "-e", json.dumps({"ms_swift_extras": ["eval"]}),
+    ]  # fmt: skip
+    hosts = {f"{CLUSTER['name']}-node{rank}" for rank in (0, 1)}
+    first = ansible_playbook(*argv, env=rehearsal.env)
+    print(f"setup.yml (2 nodes, with evalscope), first run: {first.seconds:.0f} s")
+    assert first.rc == 0, first.output[-5000:]
+    assert set(first.recap()) == hosts
+    assert all(r["changed"] > 0 and r["failed"] == 0 for r in first.recap().values()), first.recap()
+
+    second = ansible_playbook(*argv, env=rehearsal.env)
+    print(f"setup.yml (2 nodes), second run: {second.seconds:.0f} s")
+    assert second.rc == 0, second.output[-5000:]
+    assert set(second.recap()) == hosts
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in second.recap().values()), second.recap()
+
+    report = json.loads((known_hosts_path(str(CLUSTER["name"])).parent / "stack.json").read_text())
+    assert set(report) == hosts
+    for node in report.values():
+        assert (node["torch"], node["torch_cuda"], node["gpu"]) == ("2.13.0+cpu", None, "no GPU")
+        assert node["ms_swift"] == "4.6.0" and node["consistent"] is True, node
+    assert "consistent" in second.output and "2.13.0+cpu" in second.output  # the table was printed
 
 
 def test_lora_trains_across_both_nodes(rehearsal: Rehearsal) -> None:
