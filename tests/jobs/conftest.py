@@ -1,26 +1,15 @@
-"""Fixtures for the job layer. Tests marked `swift` need a Python with the pinned ms-swift: SWIFTFLEET_SWIFT_PYTHON
-(default: .venv-swift/bin/python in the repository); without it they are skipped, saying so."""
+"""Fixtures for the job layer: the ms-swift Python (SWIFTFLEET_SWIFT_PYTHON, default .venv-swift) and the tiny
+model made with it. Tests that need it are marked `swift` (skipped without it outside CI: tests/conftest.py)."""
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SWIFT_PYTHON
 
-SWIFT_PYTHON = Path(os.environ.get("SWIFTFLEET_SWIFT_PYTHON", REPO / ".venv-swift" / "bin" / "python"))
 MAKE_TINY = REPO / "tests" / "jobs" / "make_tiny_model.py"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if SWIFT_PYTHON.exists():
-        return
-    skip = pytest.mark.skip(reason=f"no ms-swift Python at {SWIFT_PYTHON} (set SWIFTFLEET_SWIFT_PYTHON)")
-    for item in items:
-        if "swift" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
