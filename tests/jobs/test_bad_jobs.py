@@ -4,6 +4,7 @@ The cluster's Tripwire (stand-in ssh/ansible-playbook/terraform/docker that reco
 AWS and Docker) proves "no host": the stand-ins must never run.
 """
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,11 @@ CASES = [
 ]
 
 
+def _render(job_file: Path, cluster: str, out: Path, wire: Tripwire) -> subprocess.CompletedProcess[str]:
+    """`swiftfleet render` of a job file for the test cluster, with the tripwire armed."""
+    return run_cli("render", str(job_file), "--inventory-cluster", cluster, "--out", str(out), env=wire.env())
+
+
 @pytest.mark.parametrize(("case", "content", "words"), CASES, ids=[c[0] for c in CASES])
 def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
     case,
@@ -166,15 +172,7 @@ def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
     data.write_text('{"messages": []}\n')
     job_file = tmp_path / f"{case}.yml"
     job_file.write_text(yaml.safe_dump(content(data)))
-    res = run_cli(
-        "render",
-        str(job_file),
-        "--inventory-cluster",
-        gpu_cluster,
-        "--out",
-        str(tmp_path / "out"),
-        env=tripwire.env(),
-    )
+    res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)
     assert res.returncode == 2, (res.stdout, res.stderr)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
@@ -192,15 +190,7 @@ def test_good_twin_renders(tmp_path: Path, gpu_cluster: str, tripwire: Tripwire)
     data.write_text('{"messages": []}\n')
     job_file = tmp_path / "good.yml"
     job_file.write_text(yaml.safe_dump(sft(data)))
-    res = run_cli(
-        "render",
-        str(job_file),
-        "--inventory-cluster",
-        gpu_cluster,
-        "--out",
-        str(tmp_path / "out"),
-        env=tripwire.env(),
-    )
+    res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)
     assert res.returncode == 0, res.stderr
     assert "about 16 GiB per GPU needed, 24 GiB per GPU available" in res.stdout
     assert (tmp_path / "out" / "rank1-trainers-1" / "home/ubuntu/swiftfleet/jobs/bad/job.env").is_file()
