@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 from swiftfleet import local_cluster  # noqa: E402
 from swiftfleet.inventory import inventory_path  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
+from tests.e2e.conftest import CPU_ARGS, TRAIN_ARGS  # noqa: E402
 from tests.e2e.make_eval_set import make as make_eval_set  # noqa: E402
-from tests.e2e.test_rehearsal import CPU_ARGS, TRAIN_ARGS  # noqa: E402
 from tests.jobs.conftest import MAKE_TINY, SWIFT_PYTHON  # noqa: E402
 from tests.roles.conftest import Run, ansible_playbook  # noqa: E402
 

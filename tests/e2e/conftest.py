@@ -1,4 +1,130 @@
-"""The rehearsal's fixtures: the node image (tests/roles) and the tiny model (tests/jobs)."""
+"""The rehearsal cluster, shared by every e2e module: one 2-node local cluster per session, set up once with the
+playbook a user runs. Its own name, subnet, inventory, state and outputs; SWIFTFLEET_E2E_NAME and
+SWIFTFLEET_E2E_SUBNET move it aside, so that two sessions on one machine do not share a cluster."""
 
+import ipaddress
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from swiftfleet import local_cluster
+from swiftfleet.inventory import inventory_path
+from tests.conftest import REPO, run_cli
+from tests.e2e.make_eval_set import make as make_eval_set
 from tests.jobs.conftest import swift_python, tiny  # noqa: F401  (fixtures)
-from tests.roles.conftest import node_image  # noqa: F401  (fixture)
+from tests.roles.conftest import Run, ansible_playbook, node_image  # noqa: F401  (fixture)
+
+SUBNET = ipaddress.ip_network(os.environ.get("SWIFTFLEET_E2E_SUBNET", "172.31.240.0/24"))
+CLUSTER = {
+    "provider": "local",
+    "name": os.environ.get("SWIFTFLEET_E2E_NAME", "sfe2e"),
+    "node_count": 2,
+    "subnet": str(SUBNET),
+}
+RANK0_IP = str(SUBNET.network_address + local_cluster.FIRST_HOST)
+# The controller's address on the cluster's bridge: the stand-in services the nodes reach (S3, the hub) listen here.
+GATEWAY_IP = str(SUBNET.network_address + 1)
+KEY = "e2e-key-5f1c9a"
+CPU_ARGS = {"model_type": "qwen2", "template": "qwen", "torch_dtype": "float32"}
+TRAIN_ARGS = {
+    **CPU_ARGS,
+    "tuner_type": "lora",
+    "report_to": "none",
+    "dataloader_num_workers": 0,
+    "dataset_num_proc": 1,
+    "check_model": False,
+    "per_device_train_batch_size": 2,
+    "logging_steps": 2,
+}
+SETUP_VARS = json.dumps({"ms_swift_extras": ["eval"]})
+
+
+@dataclass
+class Rehearsal:
+    root: Path
+    env: dict[str, str]
+    tiny: Path
+
+    @property
+    def name(self) -> str:
+        return str(CLUSTER["name"])
+
+    @property
+    def outputs(self) -> Path:
+        return Path(self.env["SWIFTFLEET_OUTPUTS_DIR"])
+
+    def job(self, **job: Any) -> Path:
+        path = self.root / f"{job['name']}.yml"
+        path.write_text(yaml.safe_dump({"job": job}))
+        return path
+
+    def argv(self, playbook: str, job: Path) -> list[str]:
+        return [
+            "-i", str(inventory_path(self.name)), str(REPO / "playbooks" / playbook),
+            "-e", f"@{job}", "-e", "poll_seconds=3",
+        ]  # fmt: skip
+
+    def play(self, playbook: str, job: Path) -> Run:
+        return ansible_playbook(*self.argv(playbook, job), env=self.env)
+
+    def setup(self) -> Run:
+        return ansible_playbook(
+            "-i", str(inventory_path(self.name)), str(REPO / "playbooks" / "setup.yml"), "-e", SETUP_VARS,
+            env=self.env,
+        )  # fmt: skip
+
+    def node(self, rank: int, *argv: str) -> str:
+        name = local_cluster.container_name(self.name, rank)
+        done = subprocess.run(["docker", "exec", name, *argv], capture_output=True, text=True, check=False)
+        return done.stdout
+
+
+@pytest.fixture(scope="session")
+def rehearsal(tmp_path_factory: pytest.TempPathFactory, node_image: str, tiny: Path) -> Iterator[Rehearsal]:  # noqa: F811
+    """The cluster up (not yet set up), torn down at the end of the session."""
+    root = tmp_path_factory.mktemp("e2e")
+    env = {
+        "SWIFTFLEET_INVENTORY_DIR": str(root / "inventory"),
+        "SWIFTFLEET_STATE_DIR": str(root / "state"),
+        "SWIFTFLEET_OUTPUTS_DIR": str(root / "outputs"),
+        "SWIFT_API_KEY": KEY,
+    }
+    config = root / "cluster.yml"
+    config.write_text(yaml.safe_dump(CLUSTER))
+    make_eval_set(tiny / "eval.jsonl", root / "evalset")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        mp.delenv("SWIFTFLEET_CLUSTER", raising=False)
+        try:
+            up = run_cli("cluster", "up", "--config", str(config), env=env)
+            assert up.returncode == 0, up.stdout + up.stderr
+            yield Rehearsal(root, env, tiny)
+        finally:
+            run_cli("cluster", "down", "--config", str(config), env=env)
+
+
+@pytest.fixture(scope="session")
+def setup_runs(rehearsal: Rehearsal) -> tuple[Run, Run]:
+    """setup.yml on both nodes, run twice (the second run must change nothing: test_rehearsal asserts it)."""
+    first = rehearsal.setup()
+    print(f"setup.yml (2 nodes, with evalscope), first run: {first.seconds:.0f} s")
+    second = rehearsal.setup()
+    print(f"setup.yml (2 nodes), second run: {second.seconds:.0f} s")
+    return first, second
+
+
+@pytest.fixture
+def installed(rehearsal: Rehearsal, setup_runs: tuple[Run, Run]) -> Rehearsal:
+    """The cluster with the CPU stack on every node; a failed setup fails here, with its output."""
+    first = setup_runs[0]
+    if first.rc != 0:
+        pytest.fail(f"setup.yml failed, so no job can run:\n{first.output[-3000:]}")
+    return rehearsal
