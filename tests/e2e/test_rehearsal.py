@@ -72,6 +72,27 @@ def test_lora_trains_across_both_nodes(installed: Rehearsal) -> None:
     assert (ckpt / "adapter_model.safetensors").stat().st_size > 0
 
 
+def test_resume_latest_continues_from_the_fetched_checkpoint(installed: Rehearsal) -> None:
+    """The run above stopped at checkpoint-6 (as a spot interruption would); `resume: latest` takes it up."""
+    job = installed.job(
+        name="tiny-e2e", kind="swift sft", model=str(installed.tiny / "model"),
+        datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, resume="latest",
+        args={**TRAIN_ARGS, "max_steps": 8, "save_steps": 2}, env={"CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    run = installed.play("train.yml", job)
+    print(f"train.yml (resume, 2 nodes, steps 7-8): {run.seconds:.0f} s")
+    assert run.rc == 0, run.output[-5000:]
+    assert "resume/checkpoint-6" in run.output  # the fetched checkpoint went up with the job
+    assert "step 8/8  loss" in run.output and "step 2/8 " not in run.output  # steps 1-6 were not run again
+    for rank in (0, 1):
+        assert installed.node(rank, "ls", "/root/swiftfleet/jobs/tiny-e2e/resume").split() == ["checkpoint-6"]
+    ckpt = latest_checkpoint(installed.outputs / "tiny-e2e" / "output")
+    assert ckpt is not None and ckpt.name == "checkpoint-8"
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    logged = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert logged == [2, 4, 6, 8], logged  # one history: the first run's steps, then the resumed ones
+
+
 def test_export_merges_the_lora(installed: Rehearsal) -> None:
     job = installed.job(
         name="tiny-merge", kind="swift export", model=str(installed.tiny / "model"), checkpoint="tiny-e2e",
@@ -112,6 +133,12 @@ def test_eval_scores_the_served_model_offline(installed: Rehearsal) -> None:
         },
         env={"SWIFT_API_KEY": "{{ lookup('ansible.builtin.env', 'SWIFT_API_KEY') }}"},
     )  # fmt: skip
+    # An earlier run's report, fetched before: the table shows this run's reports only.
+    earlier = installed.outputs / "tiny-eval" / "output" / "native" / "20000101_000000" / "reports" / "tiny"
+    earlier.mkdir(parents=True)
+    (earlier / "earlier_set.json").write_text(
+        json.dumps({"dataset_name": "earlier_set", "score": 0.5, "metrics": [{"name": "mean_acc", "num": 2}]})
+    )
     run = installed.play("eval.yml", job)
     print(f"eval.yml (5 questions against the server): {run.seconds:.0f} s")
     assert run.rc == 0, run.output[-5000:]
@@ -122,6 +149,7 @@ def test_eval_scores_the_served_model_offline(installed: Rehearsal) -> None:
     report = json.loads(reports[0].read_text())
     assert report["metrics"][0]["num"] == 5 and 0.0 <= report["score"] <= 1.0
     assert "general_mcq  mean_acc" in run.output  # the printed table
+    assert "earlier_set" not in run.output
 
 
 def test_a_killed_rank_stops_the_run_and_is_named(installed: Rehearsal) -> None:
@@ -155,3 +183,20 @@ def test_a_killed_rank_stops_the_run_and_is_named(installed: Rehearsal) -> None:
         state = installed.node(rank, "systemctl", "is-active", f"swiftfleet-tiny-kill-rank{rank}.service")
         assert state.strip() in ("inactive", "failed"), state
     assert (installed.outputs / "tiny-kill" / "rank1.log").is_file()
+
+
+def test_a_run_past_its_time_limit_is_stopped_and_reported(installed: Rehearsal) -> None:
+    """time_limit: systemd ends every rank (RuntimeMaxSec), the watch sees it and the report says so."""
+    job = installed.job(
+        name="tiny-limit", kind="swift sft", model=str(installed.tiny / "model"),
+        datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, time_limit="40s",
+        args={**TRAIN_ARGS, "max_steps": 5000, "save_steps": 10000}, env={"CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    run = installed.play("train.yml", job)
+    print(f"train.yml (time_limit 40s): {run.seconds:.0f} s")
+    assert run.rc != 0
+    assert f"job tiny-limit: rank 0 ({installed.name}-node0) failed first" in run.output, run.output[-3000:]
+    assert "ended with timeout" in run.output and "past the job's time_limit 40s" in run.output
+    for rank in (0, 1):
+        state = installed.node(rank, "systemctl", "is-active", f"swiftfleet-tiny-limit-rank{rank}.service")
+        assert state.strip() in ("inactive", "failed"), state

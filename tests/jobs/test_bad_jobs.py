@@ -100,6 +100,19 @@ CASES = [
         ["resume", "not a checkpoint directory"],
     ),
     ("master-port-outside", lambda d: sft(d, master_port=29700), ["master_port", "29600"]),
+    ("time-limit-unit", lambda d: sft(d, time_limit="5 parsecs"), ["time_limit", "should match pattern"]),
+    (
+        "time-limit-on-deploy",
+        lambda d: {
+            "job": {
+                "name": "srv",
+                "kind": "swift deploy",
+                "model": "Qwen/Qwen2.5-7B-Instruct",
+                "time_limit": "2h",
+            }
+        },
+        ["time_limit", "stop.yml"],
+    ),
     (
         "megatron-with-deepspeed",
         lambda d: sft(d, kind="megatron sft", args={"deepspeed": "zero3"}),

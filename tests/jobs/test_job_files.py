@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import plan, render, spec
 from tests.conftest import REPO
 
@@ -78,6 +79,29 @@ def test_deploy_never_uses_torchrun_and_keeps_the_key_off_command_lines() -> Non
     assert {f["dest"]: f["mode"] for f in node["files"]}[f"{jd}/api-key.env"] == "0600"
     config = yaml.safe_load(files[f"{jd}/config.yaml"])
     assert config["host"] == "0.0.0.0" and config["port"] == 8001
+
+
+@pytest.mark.parametrize("limit", [None, "1h30m"])
+def test_time_limit_becomes_every_rank_units_runtime_limit(limit: str | None) -> None:
+    job = {"name": "t", "kind": "swift sft", "model": "Qwen/Qwen2.5-7B", "datasets": ["org/data"]}
+    job_plan = _plan({**job, "time_limit": limit} if limit else job, GPU_NODES[:2])
+    for node in job_plan["nodes"]:
+        unit = render.render_node(job_plan, node)[f"/etc/systemd/system/{node['unit']}"]
+        assert ("RuntimeMaxSec=1h30m\n" in unit) is (limit is not None), unit
+        assert "Restart=no" in unit  # a timed-out rank stays down: the watch reports it
+
+
+def test_quantizing_needs_a_gpu_node(fake_tiny: Path) -> None:
+    """awq on the local CPU cluster is refused on the laptop; a dry run says so; a GPU node renders the export."""
+    job = yaml.safe_load((REPO / "jobs" / "quantize-awq.yml").read_text())["job"]
+    cpu = [plan.NodeInfo("sfl-node0", 0, "172.31.250.10", "root", 0, 0.0, "local")]
+    with pytest.raises(SwiftfleetError, match=r"^test: args\.quant_method: awq quantization needs a GPU"):
+        _plan(job, cpu)
+    assert any("needs a GPU" in note for note in _plan(job, plan.hypothetical_nodes(1))["notes"])
+    job_plan = _plan(job, GPU_NODES)
+    assert job_plan["config"]["quant_method"] == "awq" and job_plan["nnodes"] == 1
+    run_sh = render.render_node(job_plan, job_plan["nodes"][0])[f"{job_plan['nodes'][0]['job_dir']}/run.sh"]
+    assert run_sh.rstrip().endswith('"$swift_env/bin/swift" export config.yaml'), run_sh
 
 
 def test_env_file_reads_back_the_same_in_sh() -> None:

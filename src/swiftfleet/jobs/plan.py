@@ -17,6 +17,8 @@ from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
 from swiftfleet.jobs.spec import API_KEY_ENV, Job, serves_by_url
 
 DEPLOY_PORT = 8000
+# The instance type of hypothetical_nodes(): a dry run without an inventory.
+DRY_RUN_TYPE = "dry-run"
 
 
 class NodeInfo(NamedTuple):
@@ -224,6 +226,17 @@ class _Builder:
             cfg.setdefault("port", DEPLOY_PORT)
         return cfg
 
+    def gpu_only(self, nodes: list[NodeInfo]) -> None:
+        """Every quant_method of `swift export` (awq, gptq, bnb, fp8) runs CUDA kernels: refused on CPU nodes."""
+        method = self.job.args.get("quant_method")
+        if self.job.command != "swift export" or method is None or _visible_gpus(self.job, nodes) > 0:
+            return
+        message = f"{method} quantization needs a GPU, and the nodes have none"
+        if nodes[0].instance_type == DRY_RUN_TYPE:
+            self.notes.append(f"{message} in this dry run: run it on a GPU cluster")
+        else:
+            raise self.fail("args.quant_method", f"{message} (make check counts each node's GPUs)")
+
     def size(self, nodes: list[NodeInfo], nproc: int) -> None:
         job, args = self.job, self.job.args
         if _visible_gpus(job, nodes) == 0:
@@ -281,6 +294,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
     torchrun = job.is_training
     nproc = b.nproc(nodes) if torchrun else 1
     config = b.config()
+    b.gpu_only(nodes)
     b.size(nodes, nproc)
     env = {k: str(v) for k, v in job.env.items() if k != API_KEY_ENV}
     if job.hub == "huggingface":
@@ -329,6 +343,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
         "nproc_per_node": nproc,
         "master_addr": nodes[0].private_ip,
         "master_port": job.master_port,
+        "time_limit": job.time_limit,
         "config": config,
         "env": env,
         "api_key": str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
@@ -350,4 +365,4 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
 
 def hypothetical_nodes(count: int) -> list[NodeInfo]:
     """A CPU cluster that exists only for a dry run; its addresses are from TEST-NET-1 (RFC 5737), never reached."""
-    return [NodeInfo(f"node{i}", i, f"192.0.2.{10 + i}", "root", 0, 0.0, "cpu") for i in range(count)]
+    return [NodeInfo(f"node{i}", i, f"192.0.2.{10 + i}", "root", 0, 0.0, DRY_RUN_TYPE) for i in range(count)]

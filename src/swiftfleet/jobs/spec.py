@@ -99,6 +99,14 @@ class Job(BaseModel):
             "or a training job's name (its newest checkpoint-N fetched under outputs/NAME)."
         ),
     ] = None
+    time_limit: Annotated[
+        str | None,
+        Field(
+            pattern=r"^([1-9][0-9]*(d|h|min|m|s) ?)+$",
+            description="Longest run, e.g. 90m, 12h or 1h30m: systemd stops every rank then (RuntimeMaxSec) and "
+            "the run is reported as timed out, so a hung job stops billing. Not for deploy (use stop.yml).",
+        ),
+    ] = None
     master_port: Annotated[
         int, Field(ge=29500, le=29600, description="The security group opens 29500-29600.")
     ] = 29500
@@ -196,6 +204,8 @@ def check(job: Job, source: str) -> None:
             _fail(source, "checkpoint", "give the checkpoint or args.adapters, not both")
     if cmd == "swift deploy" and job.output is not None:
         _fail(source, "output", "a deploy job has no output to collect")
+    if cmd == "swift deploy" and job.time_limit is not None:
+        _fail(source, "time_limit", "a server runs until stop.yml (the cluster's ttl_hours bounds it)")
     _check_args(job, source)
 
 
