@@ -81,10 +81,10 @@ def test_export_takes_a_calibration_set_eval_does_not() -> None:
         args={"quant_method": "awq", "quant_bits": 4},
     )  # fmt: skip
     assert job_plan["config"]["dataset"] == ["org/calib#64"]
-    assert job_plan["prefetch"] == [
-        {"id": "Qwen/Qwen2.5-7B-Instruct", "repo_type": "model"},
-        {"id": "org/calib", "repo_type": "dataset"},
-    ]
+    assert [(p["id"], p["repo_type"]) for p in job_plan["prefetch"]] == [
+        ("Qwen/Qwen2.5-7B-Instruct", "model"),
+        ("org/calib", "dataset"),
+    ]  # their commands: tests/jobs/test_hub_commands.py
     with pytest.raises(SwiftfleetError, match="it takes no datasets"):
         _plan(name="e", kind="swift eval", model="org/m", datasets=["org/d"])
 

@@ -79,6 +79,29 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found, key=lambda p: (int(p.name.rsplit("-", 1)[-1]), str(p)), default=None)
 
 
+def hub_download_argv(hub: str, repo_id: str, repo_type: str) -> list[str]:
+    """The download command of one hub repo, its program relative to the ms-swift environment's bin/.
+    Both CLIs take the same form (modelscope's `--model ID` is its deprecated spelling)."""
+    return ["hf" if hub == "huggingface" else "modelscope", "download", repo_id, "--repo-type", repo_type]
+
+
+def hub_env(job: Job, prefetch: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of the launch and of the hub downloads before it: the job's env plus the hub's switches.
+
+    A Hugging Face job whose hub repos are all models launches with HF_HUB_OFFLINE=1 (unless the job sets it):
+    every node has just downloaded them, and N ranks asking the hub again at once gain nothing and can fail on
+    its rate limits. Not when a dataset comes from the hub: `datasets` offline reads only its own prepared
+    cache, never the files `hf download` put in the hub cache. ModelScope has no offline switch.
+    """
+    env = {k: str(v) for k, v in job.env.items() if k != API_KEY_ENV}
+    if job.hub == "huggingface":
+        env["USE_HF"] = "1"
+    downloads = {"HF_HUB_DISABLE_UPDATE_CHECK": "1", **env} if job.hub == "huggingface" else dict(env)
+    if job.hub == "huggingface" and prefetch and all(p["repo_type"] == "model" for p in prefetch):
+        env.setdefault("HF_HUB_OFFLINE", "1")
+    return env, downloads
+
+
 def _visible_gpus(job: Job, nodes: list[NodeInfo]) -> int:
     gpus = min(n.gpu_count for n in nodes)
     if "CUDA_VISIBLE_DEVICES" in job.env:
@@ -92,7 +115,7 @@ class _Builder:
         self.job, self.all_nodes, self.source = job, nodes, source
         self.uploads: list[dict[str, str]] = []
         self.downloads: list[dict[str, str]] = []
-        self.prefetch: list[dict[str, str]] = []
+        self.prefetch: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.warnings: list[str] = []
 
@@ -107,8 +130,11 @@ class _Builder:
             self.downloads.append({"uri": ref.path, "dest": dest})
         else:
             # The hub: every node downloads it into its own cache before the launch (no shared storage).
-            kind = "dataset" if dest.startswith("data/") else "model"
-            self.prefetch.append({"id": ref.path.split(":", 1)[0], "repo_type": kind})
+            # The repo is the id without ms-swift's `:subset` (the `#count` is not in ref.path); one download each.
+            kind, repo = ("dataset" if dest.startswith("data/") else "model"), ref.path.split(":", 1)[0]
+            if not any((p["id"], p["repo_type"]) == (repo, kind) for p in self.prefetch):
+                argv = hub_download_argv(self.job.hub, repo, kind)
+                self.prefetch.append({"id": repo, "repo_type": kind, "argv": argv})
             dest = ref.path
         return dest + (f"#{ref.samples}" if ref.samples else "")
 
@@ -296,9 +322,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
     config = b.config()
     b.gpu_only(nodes)
     b.size(nodes, nproc)
-    env = {k: str(v) for k, v in job.env.items() if k != API_KEY_ENV}
-    if job.hub == "huggingface":
-        env["USE_HF"] = "1"
+    env, prefetch_env = hub_env(job, b.prefetch)
     program, sub = job.command.split(" ", 1)
     out = job.output or ("fetch" if job.command != "swift deploy" else None)
     plan_nodes = []
@@ -351,6 +375,7 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
         "uploads": b.uploads,
         "downloads": b.downloads,
         "prefetch": b.prefetch,
+        "prefetch_env": prefetch_env,
         "hub": job.hub,
         "output": {
             "mode": "s3" if out and out.startswith("s3://") else out,
