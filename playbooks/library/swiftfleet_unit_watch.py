@@ -5,16 +5,16 @@ DOCUMENTATION = r"""
 module: swiftfleet_unit_watch
 short_description: State of a swiftfleet job unit and the new progress lines of its log
 description:
-  - Reads the unit's state with C(systemctl show) and the log from byte O(offset) on. With O(wait), returns as
-    soon as the unit is no longer running or the log has a new progress line, at the latest after O(wait)
-    seconds; so a playbook polls without sleeping blindly and without reading the whole log each time.
+  - Reads the unit's state with C(systemctl show) and the log from byte O(offset) on. With O(wait), keeps
+    reading for O(wait) seconds, or less when the unit stops; so a playbook's watch makes one round per O(wait)
+    seconds however often the job logs (its rounds are limited), and never reads the whole log again.
   - Only whole lines are read (tqdm's carriage returns count as line ends); RV(offset) is where the next call
     starts. A log shorter than O(offset) (rotated, truncated) is read from its start.
 options:
   unit: {type: str, required: true, description: The systemd unit.}
   log: {type: path, required: true, description: The unit's log file (it need not exist yet).}
   offset: {type: int, default: 0, description: Byte offset to read from; -1 reads only the last 64 KiB.}
-  wait: {type: float, default: 0, description: Seconds to wait for a progress line or the unit's end.}
+  wait: {type: float, default: 0, description: Seconds to keep reading, unless the unit ends sooner.}
   pattern:
     type: str
     default: "^\\{'(loss|eval_loss|train_runtime)'"
@@ -128,7 +128,7 @@ def main():
         progress += [summarize(line) for line in lines if progress_re.search(line)]
         last = lines[-1] if lines else last
         running = state["state"] in RUNNING
-        if progress or not running or time.monotonic() >= deadline:
+        if not running or time.monotonic() >= deadline:
             break
         time.sleep(1)
     module.exit_json(

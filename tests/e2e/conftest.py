@@ -65,14 +65,14 @@ class Rehearsal:
         path.write_text(yaml.safe_dump({"job": job}))
         return path
 
-    def argv(self, playbook: str, job: Path) -> list[str]:
+    def argv(self, playbook: str, job: Path, *extra: str) -> list[str]:
         return [
             "-i", str(inventory_path(self.name)), str(REPO / "playbooks" / playbook),
-            "-e", f"@{job}", "-e", "poll_seconds=3",
+            "-e", f"@{job}", "-e", "poll_seconds=3", *extra,
         ]  # fmt: skip
 
-    def play(self, playbook: str, job: Path) -> Run:
-        return ansible_playbook(*self.argv(playbook, job), env=self.env)
+    def play(self, playbook: str, job: Path, *extra: str) -> Run:
+        return ansible_playbook(*self.argv(playbook, job, *extra), env=self.env)
 
     def setup(self) -> Run:
         return ansible_playbook(

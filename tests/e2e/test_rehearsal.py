@@ -185,18 +185,37 @@ def test_a_killed_rank_stops_the_run_and_is_named(installed: Rehearsal) -> None:
     assert (installed.outputs / "tiny-kill" / "rank1.log").is_file()
 
 
-def test_a_run_past_its_time_limit_is_stopped_and_reported(installed: Rehearsal) -> None:
-    """time_limit: systemd ends every rank (RuntimeMaxSec), the watch sees it and the report says so."""
+def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_limit(
+    installed: Rehearsal,
+) -> None:
+    """The watch has a budget of rounds (chunks x depth): a job that outlasts it goes on, and the playbook says so;
+    train.yml again attaches (nothing restarted) and watches through several chunks until systemd ends every rank
+    at the job's time_limit (RuntimeMaxSec), which the report names."""
     job = installed.job(
         name="tiny-limit", kind="swift sft", model=str(installed.tiny / "model"),
-        datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, time_limit="40s",
+        datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, time_limit="50s",
         args={**TRAIN_ARGS, "max_steps": 5000, "save_steps": 10000}, env={"CUDA_VISIBLE_DEVICES": ""},
     )  # fmt: skip
-    run = installed.play("train.yml", job)
-    print(f"train.yml (time_limit 40s): {run.seconds:.0f} s")
-    assert run.rc != 0
-    assert f"job tiny-limit: rank 0 ({installed.name}-node0) failed first" in run.output, run.output[-3000:]
-    assert "ended with timeout" in run.output and "past the job's time_limit 40s" in run.output
+    first = installed.play("train.yml", job, "-e", "watch_chunks=1", "-e", "watch_depth=2")
+    assert first.rc != 0
+    assert "job tiny-limit is still running after 2 rounds of 3 s; it goes on" in first.output, first.output[
+        -3000:
+    ]
+    for rank in (0, 1):
+        state = installed.node(rank, "systemctl", "is-active", f"swiftfleet-tiny-limit-rank{rank}.service")
+        assert state.strip() == "active", state
+
+    second = installed.play("train.yml", job, "-e", "watch_depth=2")
+    print(f"train.yml (attached, until the time_limit of 50s): {second.seconds:.0f} s")
+    assert second.rc != 0
+    assert "already running on every rank: watching it (nothing restarted)" in second.output
+    assert (
+        second.output.count("TASK [Watch the units (progress from rank 0's log)]") > 2
+    )  # more than one chunk
+    assert f"job tiny-limit: rank 0 ({installed.name}-node0) failed first" in second.output, second.output[
+        -3000:
+    ]
+    assert "ended with timeout" in second.output and "past the job's time_limit 50s" in second.output
     for rank in (0, 1):
         state = installed.node(rank, "systemctl", "is-active", f"swiftfleet-tiny-limit-rank{rank}.service")
         assert state.strip() in ("inactive", "failed"), state
