@@ -47,3 +47,16 @@ output "key_name" {
   description = "EC2 key pair of the nodes."
   value       = aws_key_pair.cluster.key_name
 }
+
+output "instance_profile_name" {
+  description = "Instance profile of every node: the one made for s3_read/s3_write, the given instance_profile, or null (no AWS credentials on the nodes)."
+  value       = local.instance_profile
+}
+
+output "instance_profile_arn" {
+  description = "ARN of instance_profile_name, or null."
+  value = (
+    local.s3_access ? aws_iam_instance_profile.node[0].arn
+    : one(data.aws_iam_instance_profile.given[*].arn)
+  )
+}

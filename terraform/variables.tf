@@ -219,3 +219,49 @@ variable "aws_max_retries" {
     error_message = "aws_max_retries must be a whole number from 0 to 25."
   }
 }
+
+variable "s3_read" {
+  description = "s3://bucket[/prefix] URIs the nodes may list and read (a prefix: that object and everything under it as a folder). With s3_write non-empty, the module makes the nodes' IAM role and instance profile."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for u in var.s3_read : can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?$[:cntrl:]]{0,512})?$", u))
+      && !can(regex("^s3://([^/]*\\.\\.|[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+(/|$))", u)) && !strcontains(replace(u, "s3://", ""), "//")
+    ])
+    error_message = "s3_read: every entry must be s3://bucket or s3://bucket/prefix (a valid bucket name; no wildcards, policy variables or empty parts in the prefix)."
+  }
+}
+
+variable "s3_write" {
+  description = "s3://bucket[/prefix] URIs the nodes may also write to (PutObject and multipart uploads, no delete): job outputs."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for u in var.s3_write : can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?$[:cntrl:]]{0,512})?$", u))
+      && !can(regex("^s3://([^/]*\\.\\.|[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+(/|$))", u)) && !strcontains(replace(u, "s3://", ""), "//")
+    ])
+    error_message = "s3_write: every entry must be s3://bucket or s3://bucket/prefix (a valid bucket name; no wildcards, policy variables or empty parts in the prefix)."
+  }
+}
+
+variable "instance_profile" {
+  description = "Name of an existing instance profile for every node, instead of the one made for s3_read/s3_write. null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.instance_profile == null || can(regex("^[A-Za-z0-9+=,.@_-]{1,128}$", var.instance_profile))
+    error_message = "instance_profile must be an IAM instance profile name (1-128 of A-Z a-z 0-9 + = , . @ _ -)."
+  }
+
+  validation {
+    condition     = var.instance_profile == null || length(concat(var.s3_read, var.s3_write)) == 0
+    error_message = "instance_profile: give either an existing instance profile or s3_read/s3_write (for which the module makes one), not both."
+  }
+}

@@ -146,6 +146,31 @@ CASES = [
         ["subnet_id pins one AZ"],
     ),
     ("ami-id-bad", lambda k: aws(k, ami_id="ubuntu"), ["ami_id"]),
+    ("s3-not-a-uri", lambda k: aws(k, s3_read=["https://b.s3.amazonaws.com/x"]), ["s3_read.0", "s3://"]),
+    ("s3-read-not-a-list", lambda k: aws(k, s3_read="s3://models-bucket/x"), ["s3_read", "valid list"]),
+    (
+        "s3-bucket-bad",
+        lambda k: aws(k, s3_write=["s3://My_Bucket/out"]),
+        ["s3_write.0", "'My_Bucket' is not a valid S3 bucket name"],
+    ),
+    ("s3-bucket-ip", lambda k: aws(k, s3_read=["s3://192.168.5.4/x"]), ["not a valid S3 bucket name"]),
+    (
+        "s3-wildcard",
+        lambda k: aws(k, s3_read=["s3://models-bucket/models/*"]),
+        ["s3_read.0", "wildcards"],
+    ),
+    (
+        "s3-policy-variable",
+        lambda k: aws(k, s3_write=["s3://out-bucket/${aws:username}/"]),
+        ["s3_write.0", "policy variables"],
+    ),
+    ("s3-empty-part", lambda k: aws(k, s3_write=["s3://out-bucket//runs"]), ["s3_write.0", "empty parts"]),
+    (
+        "s3-and-instance-profile",
+        lambda k: aws(k, instance_profile="team-s3", s3_read=["s3://models-bucket/m"]),
+        ["instance_profile", "not both"],
+    ),
+    ("instance-profile-bad", lambda k: aws(k, instance_profile="team/s3"), ["instance_profile", "pattern"]),
     (
         "local-subnet-public",
         lambda k: {"provider": "local", "subnet": "8.8.8.0/24"},
@@ -204,3 +229,22 @@ def test_shipped_aws_example_is_accepted(keys: Path) -> None:
     assert spec.private_key_file == (keys / "id_ed25519").resolve()
     assert [str(c) for c in spec.admin_cidrs] == ["203.0.113.7/32"]
     assert spec.placement_group is None and spec.ttl_hours == 12
+
+
+def test_aws_example_s3_lines_are_accepted(keys: Path) -> None:
+    """The example's commented S3 settings, uncommented: the prefixes, or the instance profile alone."""
+    from swiftfleet.settings import AwsCluster, load_cluster
+    from tests.conftest import REPO
+
+    text = (REPO / "clusters" / "aws.example.yml").read_text()
+    for settings in (("s3_read", "s3_write"), ("instance_profile",)):
+        lines = [line.removeprefix("# ") if line.startswith(tuple(f"# {s}:" for s in settings)) else line
+                 for line in text.splitlines()]  # fmt: skip
+        data = yaml.safe_load("\n".join(lines))
+        assert set(settings) <= set(data)
+        data["public_key_file"] = str(keys / "id_ed25519.pub")
+        cfg = keys / "s3.yml"
+        cfg.write_text(yaml.safe_dump(data))
+        spec = load_cluster(cfg)
+        assert isinstance(spec, AwsCluster)
+        assert {s: getattr(spec, s) for s in settings} == {s: data[s] for s in settings}

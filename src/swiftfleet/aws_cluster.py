@@ -52,6 +52,9 @@ def variables(spec: AwsCluster, zone: str) -> dict[str, Any]:
         "root_volume_gib": spec.root_volume_gib,
         "placement_group": spec.placement_group,
         "ssh_user": spec.ssh_user,
+        "s3_read": spec.s3_read,
+        "s3_write": spec.s3_write,
+        "instance_profile": spec.instance_profile,
     }
 
 

@@ -44,6 +44,7 @@ class Clients:
     ssm: Any
     sts: Any
     quotas: Any
+    iam: Any
 
     @classmethod
     def for_region(cls, region: str) -> "Clients":
@@ -52,7 +53,9 @@ class Clients:
         def make(service: str) -> Any:
             return session.client(service, config=CLIENT_CONFIG)
 
-        return cls(ec2=make("ec2"), ssm=make("ssm"), sts=make("sts"), quotas=make("service-quotas"))
+        return cls(
+            ec2=make("ec2"), ssm=make("ssm"), sts=make("sts"), quotas=make("service-quotas"), iam=make("iam")
+        )
 
 
 @dataclass
@@ -108,6 +111,8 @@ def run(spec: AwsCluster, clients: Clients) -> Report:
         report.rows.append(row)
     report.rows.append(vcpu_quota(spec, clients.quotas, type_info["VCpuInfo"]["DefaultVCpus"]))
     report.rows.append(_ami(spec, clients, type_info["ProcessorInfo"]["SupportedArchitectures"]))
+    if spec.instance_profile:
+        report.rows.append(_instance_profile(spec.instance_profile, clients.iam))
     return report
 
 
@@ -262,3 +267,23 @@ def _ami(spec: AwsCluster, clients: Clients, architectures: list[str]) -> Row:
             f"{image_id} is {image.get('Architecture')}, {spec.instance_type} runs {'/'.join(architectures)}",
         )  # fmt: skip
     return Row("AMI", "ok", f"{image_id} ({image.get('Name', 'no name')}) from {source}")
+
+
+def _instance_profile(name: str, iam: Any) -> Row:
+    """The existing profile the nodes are to get: it must exist and carry a role, or the nodes get no credentials."""
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return Row(
+                "instance profile", "fail", f"instance_profile {name!r} does not exist in this account"
+            )
+        return Row("instance profile", "fail", f"instance_profile {name!r}: {_error(exc)}")
+    roles = [r["RoleName"] for r in profile.get("Roles", [])]
+    if not roles:
+        return Row(
+            "instance profile",
+            "fail",
+            f"instance_profile {name!r} has no role: the nodes would get no credentials",
+        )
+    return Row("instance profile", "ok", f"{name} (role {', '.join(roles)})")

@@ -8,10 +8,19 @@ Three providers share one inventory format:
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.instance_types import INSTANCE_TYPES
@@ -20,6 +29,36 @@ from swiftfleet.validation import parse_union, read_yaml
 DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 SSH_KEY_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")
+# S3 general purpose bucket naming rules, then the key prefix. The prefix becomes an IAM policy resource, so
+# the characters IAM reads as wildcards or policy variables (* ? $) are refused, and so are empty path parts.
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+S3_BUCKET_NOT = re.compile(
+    r"\.\.|^\d+\.\d+\.\d+\.\d+$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"
+)
+S3_PREFIX = re.compile(r"^[^*?$\x00-\x1f]{0,512}$")
+IAM_NAME = r"^[A-Za-z0-9+=,.@_-]{1,128}$"
+
+
+def _s3_uri(uri: str) -> str:
+    """An s3://bucket[/prefix] the nodes may use; a prefix covers the object of that name and everything under
+    it as a folder (never `prefix-other`)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} must start with s3://")
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not S3_BUCKET.match(bucket) or S3_BUCKET_NOT.search(bucket):
+        raise ValueError(
+            f"{uri!r}: {bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -, starting and ending "
+            "with a letter or digit)"
+        )
+    if not S3_PREFIX.match(prefix) or "//" in f"/{prefix}":
+        raise ValueError(
+            f"{uri!r}: the key prefix must not hold wildcards or policy variables (* ? $), control "
+            "characters or empty parts (//), and at most 512 characters"
+        )
+    return uri
+
+
+S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 
 
 class _Strict(BaseModel):
@@ -63,6 +102,11 @@ class AwsCluster(_Strict):
     ami_ssm_parameter: Annotated[str, Field(pattern=r"^/")] = DLAMI_PARAMETER
     ami_id: Annotated[str, Field(pattern=r"^ami-[0-9a-f]+$")] | None = None
     ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]*$")] = "ubuntu"
+    # S3 access of the nodes (jobs' s3:// models, datasets, outputs): none by default. Either prefixes, for which
+    # the module makes a role of least privilege, or an existing instance profile.
+    s3_read: Annotated[list[S3Uri], Field(max_length=20)] = []
+    s3_write: Annotated[list[S3Uri], Field(max_length=20)] = []
+    instance_profile: Annotated[str, Field(pattern=IAM_NAME)] | None = None
 
     @field_validator("instance_type")
     @classmethod
@@ -96,6 +140,11 @@ class AwsCluster(_Strict):
                     f"admin_cidrs: {cidr} opens SSH to the whole internet; name your own CIDR "
                     "or set allow_ssh_from_anywhere: true"
                 )
+        if self.instance_profile and (self.s3_read or self.s3_write):
+            raise ValueError(
+                "instance_profile: give either an existing instance profile or s3_read/s3_write "
+                "(for which swiftfleet makes one), not both"
+            )
         if self.subnet_id and len(self.availability_zones) > 1:
             raise ValueError("subnet_id pins one AZ: give at most one availability_zones entry with it")
         if self.private_key_file is None:

@@ -2,16 +2,9 @@
 # a mocked AWS provider. The default instance-type data below is a p4d.24xlarge (4 EFA network cards).
 
 mock_provider "aws" {
+  source          = "./tests/mocks/aws"
   override_during = plan
 
-  override_data {
-    target = data.aws_ssm_parameter.ami
-    values = { insecure_value = "ami-0123456789abcdef0" }
-  }
-  override_data {
-    target = data.aws_subnet.node
-    values = { id = "subnet-0a1b2c3d", vpc_id = "vpc-0a1b2c3d", availability_zone = "us-east-1a" }
-  }
   override_data {
     target = data.aws_ec2_instance_type.node
     values = {

@@ -1,26 +1,9 @@
 # Security group rules, planned against a mocked AWS provider (no network, no credentials).
 
 mock_provider "aws" {
+  source          = "./tests/mocks/aws"
   override_during = plan
 
-  override_data {
-    target = data.aws_ssm_parameter.ami
-    values = { insecure_value = "ami-0123456789abcdef0" }
-  }
-  override_data {
-    target = data.aws_subnet.node
-    values = { id = "subnet-0a1b2c3d", vpc_id = "vpc-0a1b2c3d", availability_zone = "us-east-1a" }
-  }
-  override_data {
-    target = data.aws_ec2_instance_type.node
-    values = {
-      efa_supported                  = false
-      efa_maximum_interfaces         = 0
-      maximum_network_cards          = 1
-      supported_placement_strategies = ["cluster", "partition", "spread"]
-      gpus                           = [{ count = 1, manufacturer = "NVIDIA", memory_size = 22888, name = "A10G" }]
-    }
-  }
   override_resource {
     target = aws_security_group.cluster
     values = { id = "sg-0cluster" }

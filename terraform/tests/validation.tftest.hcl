@@ -1,24 +1,7 @@
 # Bad input is refused by the variables' validation blocks before any AWS call.
 
 mock_provider "aws" {
-  override_data {
-    target = data.aws_ssm_parameter.ami
-    values = { insecure_value = "ami-0123456789abcdef0" }
-  }
-  override_data {
-    target = data.aws_subnet.node
-    values = { id = "subnet-0a1b2c3d", vpc_id = "vpc-0a1b2c3d", availability_zone = "us-east-1a" }
-  }
-  override_data {
-    target = data.aws_ec2_instance_type.node
-    values = {
-      efa_supported                  = false
-      efa_maximum_interfaces         = 0
-      maximum_network_cards          = 1
-      supported_placement_strategies = ["cluster"]
-      gpus                           = [{ count = 1, manufacturer = "NVIDIA", memory_size = 22888, name = "A10G" }]
-    }
-  }
+  source = "./tests/mocks/aws"
 }
 
 variables {

@@ -293,11 +293,22 @@ def leftovers() -> dict[str, list[str]]:
     groups = [
         g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"
     ]
+    iam = boto3.client("iam", region_name=REGION)
     return {
         "instances": [i["InstanceId"] for i in live_instances()],
         "security_groups": groups,
         "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
+        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"]],
+        "instance_profiles": [
+            p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+        ],
     }
 
 
-NOTHING: dict[str, list[str]] = {"instances": [], "security_groups": [], "key_pairs": []}
+NOTHING: dict[str, list[str]] = {
+    "instances": [],
+    "security_groups": [],
+    "key_pairs": [],
+    "roles": [],
+    "instance_profiles": [],
+}

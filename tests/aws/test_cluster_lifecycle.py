@@ -1,6 +1,7 @@
 """`cluster up` / `cluster down` on AWS: the real Terraform module applied to moto, checked through the EC2 API."""
 
 import io
+import json
 from pathlib import Path
 
 import boto3
@@ -37,8 +38,67 @@ def _rules(group: dict) -> list[tuple[str, int | None, int | None, str]]:
     return sorted(rules, key=str)
 
 
+# S3 access for the full cluster: its role and policy are read back from moto's IAM.
+S3_ACCESS = {
+    "s3_read": ["s3://sf-models/models/qwen", "s3://sf-datasets"],
+    "s3_write": ["s3://sf-outputs/runs/"],
+}
+NODE_PROFILE = "swiftfleet-sf-full-us-east-1-node"
+TRUST_EC2 = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
+def _assert_s3_role(instances: list[dict]) -> None:
+    """Every node carries the made profile; its role is EC2's alone and its one policy is exactly the grants."""
+    iam = boto3.client("iam", region_name=REGION)
+    profile = iam.get_instance_profile(InstanceProfileName=NODE_PROFILE)["InstanceProfile"]
+    assert {i["IamInstanceProfile"]["Arn"] for i in instances} == {profile["Arn"]}
+    (role,) = profile["Roles"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+    assert iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"] == ["s3-access"]
+    assert iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"] == []
+    policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="s3-access")["PolicyDocument"]
+    statements = {s.pop("Sid"): s for s in policy["Statement"]}
+    assert all(s.pop("Effect") == "Allow" for s in statements.values())
+    assert statements == {
+        "ListBucket0": {
+            "Action": ["s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::sf-models"],
+            "Condition": {"StringLike": {"s3:prefix": ["models/qwen", "models/qwen/*"]}},
+        },
+        "ListBucket1": {"Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::sf-datasets"]},
+        "ListBucket2": {
+            "Action": ["s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::sf-outputs"],
+            "Condition": {"StringLike": {"s3:prefix": ["runs", "runs/*"]}},
+        },
+        "ReadObjects": {
+            "Action": ["s3:GetObject"],
+            "Resource": [
+                "arn:aws:s3:::sf-models/models/qwen",
+                "arn:aws:s3:::sf-models/models/qwen/*",
+                "arn:aws:s3:::sf-datasets/*",
+                "arn:aws:s3:::sf-outputs/runs",
+                "arn:aws:s3:::sf-outputs/runs/*",
+            ],
+        },
+        "WriteObjects": {
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": ["arn:aws:s3:::sf-outputs/runs", "arn:aws:s3:::sf-outputs/runs/*"],
+        },
+    }
+
+
 def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: Path) -> None:
-    config = cluster_file(tmp_path / "cluster.yml", ssh_key, name="sf-full")
+    config = cluster_file(tmp_path / "cluster.yml", ssh_key, name="sf-full", **S3_ACCESS)
 
     result = run_cli("cluster", "up", "--config", str(config), "--yes")
     assert result.returncode == 0, result.stderr
@@ -75,6 +135,8 @@ def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: 
               [x["CidrIp"] for x in p.get("IpRanges", [])] + [x["GroupId"] for x in p.get("UserIdGroupPairs", [])]}  # fmt: skip
     assert egress == {("-1", sg), ("-1", "0.0.0.0/0")}
 
+    _assert_s3_role(instances)
+
     cluster = read_inventory("sf-full")
     assert cluster.provider == "aws"
     for node in cluster.nodes:
@@ -93,7 +155,9 @@ def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: 
 
     # Up again, now asking for another zone: a running cluster is updated where it is, never moved or
     # destroyed. (moto drops rule descriptions, so the update may fail; the nodes must survive either way.)
-    moved = cluster_file(tmp_path / "moved.yml", ssh_key, name="sf-full", availability_zones=["us-east-1b"])
+    moved = cluster_file(
+        tmp_path / "moved.yml", ssh_key, name="sf-full", availability_zones=["us-east-1b"], **S3_ACCESS
+    )
     again = run_cli("cluster", "up", "--config", str(moved), "--yes")
     assert "applying in us-east-1a (zone 1 of 1)" in again.stderr
     assert again.returncode == 0 or "was left as it is" in again.stderr
@@ -109,7 +173,12 @@ def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: 
 def test_capacity_error_moves_the_cluster_to_the_next_zone(
     aws: FaultProxy, ssh_key: Path, tmp_path: Path
 ) -> None:
-    spec = aws_spec(tmp_path / "c.yml", ssh_key, name="sf-failover")
+    # The nodes get an existing instance profile (made here, as a user would have), which down leaves alone.
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_role(RoleName="team-s3", AssumeRolePolicyDocument=TRUST_EC2)
+    profile = iam.create_instance_profile(InstanceProfileName="team-s3")["InstanceProfile"]
+    iam.add_role_to_instance_profile(InstanceProfileName="team-s3", RoleName="team-s3")
+    spec = aws_spec(tmp_path / "c.yml", ssh_key, name="sf-failover", instance_profile="team-s3")
     zone_a = default_subnet("us-east-1a")
     aws.failures[zone_a] = "InsufficientInstanceCapacity"
 
@@ -119,6 +188,8 @@ def test_capacity_error_moves_the_cluster_to_the_next_zone(
     assert {n.availability_zone for n in cluster.nodes} == {"us-east-1b"}
     assert {i["Placement"]["AvailabilityZone"] for i in live()} == {"us-east-1b"}
     assert len(live()) == 2
+    assert {i["IamInstanceProfile"]["Arn"] for i in live()} == {profile["Arn"]}
+    assert tf.Workspace("sf-failover").outputs()["instance_profile_name"] == "team-s3"
     # One group and one key pair: the first attempt's were destroyed (same names, so they could not coexist).
     found = leftovers()
     assert len(found["security_groups"]) == 1
@@ -127,7 +198,7 @@ def test_capacity_error_moves_the_cluster_to_the_next_zone(
     assert workspace_zones - {None} == {"us-east-1b"}
 
     aws_cluster.down(spec)
-    assert leftovers() == NOTHING
+    assert leftovers() == {**NOTHING, "roles": ["team-s3"], "instance_profiles": ["team-s3"]}
 
 
 def test_no_capacity_anywhere_leaves_nothing(aws: FaultProxy, ssh_key: Path, tmp_path: Path) -> None:

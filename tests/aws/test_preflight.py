@@ -188,3 +188,41 @@ def test_quota_unreadable_is_a_warning(ssh_key: Path, tmp_path: Path) -> None:
         "warn",
         "quota L-DB2E81BA not readable (AccessDeniedException: not allowed); the cluster needs 8 vCPUs",
     )
+
+
+# instance_profile: an existing profile, looked up in moto's IAM before anything is created.
+
+
+@pytest.mark.moto
+def test_missing_instance_profile_fails_before_anything_is_made(
+    aws: FaultProxy, ssh_key: Path, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, ssh_key, instance_profile="team-s3")
+    clients = preflight.Clients.for_region(REGION)
+    assert _rows(preflight.run(spec, clients))["instance profile"] == (
+        "fail",
+        "instance_profile 'team-s3' does not exist in this account",
+    )
+    with pytest.raises(SwiftfleetError, match=r"preflight failed \(instance profile\)"):
+        preflight.check(spec, clients)
+
+
+@pytest.mark.moto
+def test_instance_profile_needs_a_role(aws: FaultProxy, ssh_key: Path, tmp_path: Path) -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_instance_profile(InstanceProfileName="team-s3")
+    spec = _spec(tmp_path, ssh_key, instance_profile="team-s3")
+    clients = preflight.Clients.for_region(REGION)
+    assert _rows(preflight.run(spec, clients))["instance profile"] == (
+        "fail",
+        "instance_profile 'team-s3' has no role: the nodes would get no credentials",
+    )
+    iam.create_role(RoleName="team-s3-role", AssumeRolePolicyDocument="{}")
+    iam.add_role_to_instance_profile(InstanceProfileName="team-s3", RoleName="team-s3-role")
+    assert _rows(preflight.run(spec, clients))["instance profile"] == ("ok", "team-s3 (role team-s3-role)")
+
+
+@pytest.mark.moto
+def test_no_instance_profile_row_without_one(aws: FaultProxy, ssh_key: Path, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, ssh_key, s3_read=["s3://sf-models/models"])
+    assert "instance profile" not in _rows(preflight.run(spec, preflight.Clients.for_region(REGION)))
