@@ -24,7 +24,7 @@ def _plan(**job: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("hub", "program"), [("huggingface", "hf"), ("modelscope", "modelscope")])
 def test_prefetch_commands_name_each_repo_once_without_subset_or_count(hub: str, program: str) -> None:
     job_plan = _plan(
-        hub=hub, datasets=["org/chat:default#100", "org/chat:extra", "org/other#5"], val_datasets=["org/chat"],
+        hub=hub, datasets=["org/chat:default#100", "org/chat:extra/part", "org/other#5"], val_datasets=["org/chat"],
     )  # fmt: skip
     assert job_plan["prefetch"] == [
         {"id": "org/tiny-model", "repo_type": "model",
@@ -33,7 +33,7 @@ def test_prefetch_commands_name_each_repo_once_without_subset_or_count(hub: str,
         {"id": "org/other", "repo_type": "dataset", "argv": [program, "download", "org/other", "--repo-type", "dataset"]},
     ]  # fmt: skip
     # ms-swift itself still gets the subsets and counts.
-    assert job_plan["config"]["dataset"] == ["org/chat:default#100", "org/chat:extra", "org/other#5"]
+    assert job_plan["config"]["dataset"] == ["org/chat:default#100", "org/chat:extra/part", "org/other#5"]
     assert job_plan["config"]["model"] == "org/tiny-model"
 
 
