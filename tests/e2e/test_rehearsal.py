@@ -90,7 +90,7 @@ def test_resume_latest_continues_from_the_fetched_checkpoint(installed: Rehearsa
     assert ckpt is not None and ckpt.name == "checkpoint-8"
     state = json.loads((ckpt / "trainer_state.json").read_text())
     logged = [entry["step"] for entry in state["log_history"] if "loss" in entry]
-    assert logged == [2, 4, 6, 8], logged  # one history: the first run's steps, then the resumed ones
+    assert logged == [1, 2, 4, 6, 8], logged  # the first run's logged steps, then the resumed 8
 
 
 def test_export_merges_the_lora(installed: Rehearsal) -> None:
