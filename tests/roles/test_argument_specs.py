@@ -29,6 +29,7 @@ CASES = [
     ("ms_swift", {"ms_swift_version": "3.12.6"}, ["ms_swift_version must be 4.X.Y", "3.12.6"]),
     ("ms_swift", {"ms_swift_extras": ["eval", "turbo"]}, ["ms_swift_extras", "turbo", "flash-attn"]),
     ("ms_swift", {"ms_swift_gpu": "maybe"}, ["ms_swift_gpu", "maybe", "auto"]),
+    ("ms_swift", {"ms_swift_awscli_version": "2.0"}, ["ms_swift_awscli_version 1.X.Y or empty", "2.0"]),
     (
         "ms_swift",
         {"ms_swift_cache_dir": "cache"},
