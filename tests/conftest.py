@@ -1,6 +1,7 @@
 """Fixtures shared by every test directory."""
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "swift" in item.keywords:
             item.add_marker(skip)
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at address now (the OS picks it), for a test's own server."""
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture

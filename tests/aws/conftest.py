@@ -9,7 +9,6 @@ import base64
 import http.client
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import pytest
 import yaml
 
 from swiftfleet.settings import AwsCluster, load_cluster
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 REGION = "us-east-1"
 AMI_PARAMETER = "/swiftfleet-test/dlami/ami-id"  # moto refuses names under /aws/
@@ -45,15 +44,9 @@ CAPACITY_MESSAGES = {
 STATUS = {"InsufficientInstanceCapacity": 500, "Unsupported": 400, "UnauthorizedOperation": 403}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     server = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)

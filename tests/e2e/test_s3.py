@@ -6,7 +6,6 @@ bucket fails at the download, in one line, before any unit exists."""
 
 import hashlib
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.conftest import free_port
 from tests.e2e.conftest import GATEWAY_IP, TRAIN_ARGS, Rehearsal
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
@@ -45,17 +45,11 @@ class Store:
         return {o["Key"]: o["Size"] for o in listing.get("Contents", [])}
 
 
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3(rehearsal: Rehearsal) -> Iterator[Store]:
     """moto's S3 on the bridge's gateway address only (the nodes reach it; nothing else is opened), holding the
     tiny model under a prefix and the tiny dataset."""
-    port = _free_port(GATEWAY_IP)
+    port = free_port(GATEWAY_IP)
     server = ThreadedMotoServer(ip_address=GATEWAY_IP, port=port, verbose=False)
     server.start()
     try:

@@ -5,7 +5,6 @@ nowhere in the log (ms-swift logs all its arguments)."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from swiftfleet.jobs import plan, render, spec
+from tests.conftest import free_port
 
 KEY = "k3y-test-secret-0123"
 
@@ -37,9 +37,7 @@ def _chat(port: int, key: str | None) -> int:
 def test_deploy_serves_with_the_key_from_the_environment_only(
     tiny: Path, swift_python: Path, tmp_path: Path
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     job_file = tmp_path / "deploy.yml"
     job = {
         "name": "tiny-server",

@@ -4,20 +4,13 @@ wrote for it, from its own job directory, with its own job.env. Only MASTER_ADDR
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from swiftfleet.jobs import plan, render, spec
-from tests.conftest import REPO
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import REPO, free_port
 
 
 @pytest.mark.swift
@@ -27,7 +20,7 @@ def test_tiny_lora_trains_on_two_ranks(tiny: Path, swift_python: Path, tmp_path:
     monkeypatch.chdir(tmp_path)  # the example's ./build/tiny paths resolve here
     job_plan = plan.build(spec.load_job(REPO / "jobs" / "tiny-lora.yml"), plan.hypothetical_nodes(2), "tiny")
     render.render_all(job_plan, tmp_path / "nodes")
-    port = _free_port()
+    port = free_port()
     procs, logs = [], []
     for node in job_plan["nodes"]:
         job_dir = tmp_path / "nodes" / f"rank{node['rank']}-{node['host']}" / node["job_dir"].lstrip("/")
