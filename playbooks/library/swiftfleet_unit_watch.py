@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible module: one look at a job unit and its log, waiting up to `wait` seconds for something to happen."""
+"""Ansible module: one look at a job unit and its log, read for up to `wait` seconds while the unit runs."""
 
 DOCUMENTATION = r"""
 module: swiftfleet_unit_watch

@@ -85,6 +85,13 @@ class Rehearsal:
         done = subprocess.run(["docker", "exec", name, *argv], capture_output=True, text=True, check=False)
         return done.stdout
 
+    def unit_states(self, job: str) -> list[str]:
+        """`systemctl is-active` of the job's unit on rank 0 and rank 1."""
+        return [
+            self.node(rank, "systemctl", "is-active", f"swiftfleet-{job}-rank{rank}.service").strip()
+            for rank in (0, 1)
+        ]
+
 
 @pytest.fixture(scope="session")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory, node_image: str, tiny: Path) -> Iterator[Rehearsal]:  # noqa: F811
