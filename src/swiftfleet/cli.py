@@ -97,7 +97,7 @@ def image_cmd(rebuild: bool, tag: str) -> None:
 )
 def render_cmd(job_file: Path, cluster_name: str | None, node_count: int | None, out: Path | None) -> None:
     """Check a job file and render every node's files locally (a dry run: no host is touched)."""
-    from swiftfleet.jobs import plan, render, spec
+    from swiftfleet.jobs import node_facts, plan, render, spec
 
     if (cluster_name is None) == (node_count is None):
         raise SwiftfleetError("render: give exactly one of --inventory-cluster NAME or --nodes N")
@@ -106,13 +106,18 @@ def render_cmd(job_file: Path, cluster_name: str | None, node_count: int | None,
         nodes = plan.nodes_from_cluster(read_inventory(cluster_name))
     else:
         nodes = plan.hypothetical_nodes(node_count or 0)
-    job_plan = plan.build(job, nodes, f"job file {job_file}")
+    facts = plan.facts_for(cluster_name, nodes, required=False)
+    job_plan = plan.build(job, nodes, f"job file {job_file}", facts)
     out = out or Path("build") / "render" / job.name
     for path in render.render_all(job_plan, out):
         click.echo(path)
-    for note in job_plan["notes"]:
+    if cluster_name is None or node_facts.load(cluster_name) is None:
+        click.echo(
+            "note: no setup record for these nodes: paths are the roles' defaults (make setup records them)"
+        )
+    for note in job_plan.notes:
         click.echo(f"note: {note}")
-    for warning in job_plan["warnings"]:
+    for warning in job_plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     where = cluster_name or f"{node_count} hypothetical CPU node(s)"
     click.echo(f"job {job.name!r} ({job.kind}) rendered for {where} under {out}")

@@ -50,14 +50,30 @@ def cli_flags(args: dict[str, Any]) -> str:
 
 def job_plan(job: Any, hosts: list[dict[str, Any]]) -> dict[str, Any]:
     """`job | swiftfleet_job_plan(groups[g] | map('extract', hostvars) | list)` in a playbook: the same checks and
-    plan as `swiftfleet render`; a bad job fails the play with the one-line message before any task runs."""
+    plan as `swiftfleet render`, from the setup record of the cluster's nodes (required: a run never guesses
+    where the stack is). A bad job gives {"error": its one line}: the task that keeps the plan has no_log (the
+    plan may hold an API key), which would hide a raised message."""
+    from swiftfleet.errors import SwiftfleetError
     from swiftfleet.jobs import plan, spec
 
     # hostvars are lazy mappings of everything Ansible knows: keep the keys the plan reads.
     picked = [{k: h[k] for k in plan.HOST_KEYS if k in h} for h in hosts]
     plain_job, plain_hosts = _plain([job, picked])
-    checked = spec.parse_job({"job": plain_job}, "job")
-    return plan.build(checked, plan.nodes_from_hostvars(plain_hosts), "job")
+    try:
+        checked = spec.parse_job({"job": plain_job}, "job")
+        nodes = plan.nodes_from_hostvars(plain_hosts)
+        cluster = str(hosts[0]["swiftfleet_cluster"]) if hosts else None
+        facts = plan.facts_for(cluster, nodes, required=True)
+        return plan.build(checked, nodes, "job", facts).for_templates()
+    except SwiftfleetError as exc:
+        return {"error": str(exc)}
+
+
+def facts_file(cluster: str) -> str:
+    """`swiftfleet_cluster | swiftfleet_facts_file`: where setup.yml saves the nodes' setup record."""
+    from swiftfleet.jobs import node_facts
+
+    return str(node_facts.facts_file(cluster))
 
 
 def table(rows: list[list[Any]], head: list[str]) -> str:
@@ -74,4 +90,5 @@ FILTERS = {
     "swiftfleet_cli_flags": cli_flags,
     "swiftfleet_job_plan": job_plan,
     "swiftfleet_table": table,
+    "swiftfleet_facts_file": facts_file,
 }

@@ -9,11 +9,12 @@ import pytest
 
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import plan, render, spec
+from swiftfleet.jobs.plan_model import JobPlan, Upload
 
 NODES = plan.hypothetical_nodes(2)
 
 
-def _plan(**job: Any) -> dict[str, Any]:
+def _plan(**job: Any) -> JobPlan:
     return plan.build(spec.parse_job({"job": job}, "job"), NODES, "job")
 
 
@@ -36,15 +37,15 @@ def test_export_merges_the_newest_checkpoint_of_a_training_job(trained: Path) ->
         args={"merge_lora": True},
     )  # fmt: skip
     newest = trained / "outputs" / "lora" / "output" / "v1-2" / "checkpoint-30"
-    assert {"src": str(newest), "dest": "adapters/checkpoint-30"} in job_plan["uploads"]
-    assert job_plan["config"]["adapters"] == ["adapters/checkpoint-30"]
-    assert (job_plan["config"]["output_dir"], job_plan["config"]["exist_ok"]) == ("output", True)
-    assert [n["rank"] for n in job_plan["nodes"]] == [0] and job_plan["output"]["mode"] == "fetch"
-    node = job_plan["nodes"][0]
-    files = render.render_node(job_plan, node)
-    run_sh = files[f"{node['job_dir']}/run.sh"]
+    assert Upload(**{"src": str(newest), "dest": "adapters/checkpoint-30"}) in job_plan.uploads
+    assert job_plan.config["adapters"] == ["adapters/checkpoint-30"]
+    assert (job_plan.config["output_dir"], job_plan.config["exist_ok"]) == ("output", True)
+    assert [n.rank for n in job_plan.nodes] == [0] and job_plan.output.mode == "fetch"
+    node = job_plan.nodes[0]
+    files = render.render_node(job_plan, node.rank)
+    run_sh = files[f"{node.job_dir}/run.sh"]
     assert 'exec "$swift_env/bin/swift" export config.yaml' in run_sh and "torchrun" not in run_sh
-    assert f"{node['job_dir']}/swift_launch.py" not in files
+    assert f"{node.job_dir}/swift_launch.py" not in files
 
 
 @pytest.mark.parametrize(
@@ -80,8 +81,8 @@ def test_export_takes_a_calibration_set_eval_does_not() -> None:
         name="awq", kind="swift export", model="Qwen/Qwen2.5-7B-Instruct", datasets=["org/calib#64"],
         args={"quant_method": "awq", "quant_bits": 4},
     )  # fmt: skip
-    assert job_plan["config"]["dataset"] == ["org/calib#64"]
-    assert [(p["id"], p["repo_type"]) for p in job_plan["prefetch"]] == [
+    assert job_plan.config["dataset"] == ["org/calib#64"]
+    assert [(p.id, p.repo_type) for p in job_plan.prefetch] == [
         ("Qwen/Qwen2.5-7B-Instruct", "model"),
         ("org/calib", "dataset"),
     ]  # their commands: tests/jobs/test_hub_commands.py
@@ -97,14 +98,14 @@ def test_an_eval_sets_local_directory_goes_up_with_the_job_and_the_key_to_its_un
               "eval_dataset_args": {"general_mcq": {"local_path": str(tmp_path / "evalset"), "subset_list": ["t"]}}},
         env={"SWIFT_API_KEY": "k-secret"},
     )  # fmt: skip
-    assert {"src": str(tmp_path / "evalset"), "dest": "eval_data/general_mcq"} in job_plan["uploads"]
-    assert job_plan["config"]["eval_dataset_args"] == {
+    assert Upload(**{"src": str(tmp_path / "evalset"), "dest": "eval_data/general_mcq"}) in job_plan.uploads
+    assert job_plan.config["eval_dataset_args"] == {
         "general_mcq": {"local_path": "eval_data/general_mcq", "subset_list": ["t"]}
     }
-    node = job_plan["nodes"][0]
-    files = render.render_node(job_plan, node)
-    assert f"EnvironmentFile={node['job_dir']}/api-key.env" in files[f"/etc/systemd/system/{node['unit']}"]
-    assert "list_eval_dataset" in files[f"{node['job_dir']}/swift_launch.py"]  # Native without opencompass
+    node = job_plan.nodes[0]
+    files = render.render_node(job_plan, node.rank)
+    assert f"EnvironmentFile={node.job_dir}/api-key.env" in files[f"/etc/systemd/system/{node.unit}"]
+    assert "list_eval_dataset" in files[f"{node.job_dir}/swift_launch.py"]  # Native without opencompass
     with pytest.raises(
         SwiftfleetError, match=r"args.eval_dataset_args.general_mcq.local_path: .* not a directory"
     ):

@@ -1,12 +1,15 @@
 """Fixtures for the job layer: the ms-swift Python (SWIFTFLEET_SWIFT_PYTHON, default .venv-swift) and the tiny
 model made with it. Tests that need it are marked `swift` (skipped without it outside CI: tests/conftest.py)."""
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from swiftfleet.jobs import ms_swift_args, node_facts
+from swiftfleet.jobs.node_facts import NodeFacts
 from tests.conftest import REPO, SWIFT_PYTHON
 
 MAKE_TINY = REPO / "tests" / "jobs" / "make_tiny_model.py"
@@ -38,3 +41,26 @@ def fake_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         (tiny_dir / name).write_text("{}\n")
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+def recorded(
+    home: Path | str, venv: Path | str, user: str = "root", env_files: tuple[str, ...] = ()
+) -> NodeFacts:
+    """A node's setup record as stack_check writes it, for a node whose stack is at venv."""
+    return NodeFacts(
+        job_user=user,
+        home=str(home),
+        venv=str(venv),
+        env_files=list(env_files),
+        ms_swift=ms_swift_args.pinned_version(),
+        torch="2.13.0+cpu",
+        gpu_count=0,
+    )
+
+
+def write_record(cluster: str, nodes: dict[str, NodeFacts]) -> Path:
+    """What setup.yml saves on the controller for a cluster (SWIFTFLEET_STATE_DIR decides where)."""
+    path = node_facts.facts_file(cluster)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({host: f.model_dump() for host, f in nodes.items()}))
+    return path

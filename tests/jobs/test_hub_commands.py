@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from swiftfleet.jobs import plan, render, spec
+from swiftfleet.jobs.plan_model import JobPlan
 from tests.conftest import SWIFT_PYTHON
 
 NODES = plan.hypothetical_nodes(2)
 
 
-def _plan(**job: Any) -> dict[str, Any]:
+def _plan(**job: Any) -> JobPlan:
     base = {"name": "hubjob", "kind": "swift sft", "model": "org/tiny-model", "args": {"tuner_type": "lora"}}
     return plan.build(spec.parse_job({"job": {**base, **job}}, "job"), NODES, "job")
 
@@ -26,15 +27,15 @@ def test_prefetch_commands_name_each_repo_once_without_subset_or_count(hub: str,
     job_plan = _plan(
         hub=hub, datasets=["org/chat:default#100", "org/chat:extra/part", "org/other#5"], val_datasets=["org/chat"],
     )  # fmt: skip
-    assert job_plan["prefetch"] == [
+    assert [p.model_dump() for p in job_plan.prefetch] == [
         {"id": "org/tiny-model", "repo_type": "model",
          "argv": [program, "download", "org/tiny-model", "--repo-type", "model"]},
         {"id": "org/chat", "repo_type": "dataset", "argv": [program, "download", "org/chat", "--repo-type", "dataset"]},
         {"id": "org/other", "repo_type": "dataset", "argv": [program, "download", "org/other", "--repo-type", "dataset"]},
     ]  # fmt: skip
     # ms-swift itself still gets the subsets and counts.
-    assert job_plan["config"]["dataset"] == ["org/chat:default#100", "org/chat:extra/part", "org/other#5"]
-    assert job_plan["config"]["model"] == "org/tiny-model"
+    assert job_plan.config["dataset"] == ["org/chat:default#100", "org/chat:extra/part", "org/other#5"]
+    assert job_plan.config["model"] == "org/tiny-model"
 
 
 LOCAL_DATA = "./build/tiny/chat.jsonl"  # fake_tiny's files, in the test's working directory
@@ -42,15 +43,15 @@ LOCAL_DATA = "./build/tiny/chat.jsonl"  # fake_tiny's files, in the test's worki
 
 def test_a_hugging_face_job_with_hub_models_only_launches_offline(fake_tiny: Path) -> None:
     job_plan = _plan(hub="huggingface", datasets=[LOCAL_DATA], env={"HF_HOME": "/data/hf"})
-    assert job_plan["env"] == {"HF_HOME": "/data/hf", "USE_HF": "1", "HF_HUB_OFFLINE": "1"}
+    assert job_plan.env == {"HF_HOME": "/data/hf", "USE_HF": "1", "HF_HUB_OFFLINE": "1"}
     # The downloads themselves must reach the hub; they skip huggingface_hub's check for a newer version.
-    assert job_plan["prefetch_env"] == {
+    assert job_plan.prefetch_env == {
         "HF_HOME": "/data/hf",
         "USE_HF": "1",
         "HF_HUB_DISABLE_UPDATE_CHECK": "1",
     }
-    node = job_plan["nodes"][1]
-    job_env = render.render_node(job_plan, node)[f"{node['job_dir']}/job.env"]
+    node = job_plan.nodes[1]
+    job_env = render.render_node(job_plan, node.rank)[f"{node.job_dir}/job.env"]
     assert '\nHF_HUB_OFFLINE="1"\n' in job_env and 'USE_HF="1"' in job_env
 
 
@@ -73,7 +74,7 @@ def test_a_hugging_face_job_with_hub_models_only_launches_offline(fake_tiny: Pat
 def test_when_the_launch_stays_online(
     job: dict[str, Any], launch_env: dict[str, str], fake_tiny: Path
 ) -> None:
-    assert _plan(**job)["env"] == launch_env
+    assert _plan(**job).env == launch_env
 
 
 # Parses argv lists with the CLIs' own parsers (no command runs, nothing is fetched) and prints what they read.
@@ -125,9 +126,9 @@ def parse_with_the_real_clis(argvs: list[list[str]]) -> list[dict[str, Any]]:
 @pytest.mark.swift
 def test_the_node_environments_clis_parse_the_commands_as_meant() -> None:
     argvs = [
-        entry["argv"]
+        entry.argv
         for hub in ("huggingface", "modelscope")
-        for entry in _plan(hub=hub, datasets=["org/chat:default#10"])["prefetch"]
+        for entry in _plan(hub=hub, datasets=["org/chat:default#10"]).prefetch
     ]
     assert len(argvs) == 4
     for argv, got in zip(argvs, parse_with_the_real_clis(argvs), strict=True):

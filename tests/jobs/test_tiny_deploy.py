@@ -16,6 +16,7 @@ import yaml
 
 from swiftfleet.jobs import plan, render, spec
 from tests.conftest import free_port
+from tests.jobs.conftest import recorded
 
 KEY = "k3y-test-secret-0123"
 
@@ -54,16 +55,17 @@ def test_deploy_serves_with_the_key_from_the_environment_only(
         "env": {"SWIFT_API_KEY": KEY, "CUDA_VISIBLE_DEVICES": ""},
     }
     job_file.write_text(yaml.safe_dump({"job": job}))
-    job_plan = plan.build(spec.load_job(job_file), plan.hypothetical_nodes(1), "deploy")
+    nodes = plan.hypothetical_nodes(1)
+    facts = {nodes[0].name: recorded(tmp_path, swift_python.parent.parent)}  # the node is this machine
+    job_plan = plan.build(spec.load_job(job_file), nodes, "deploy", facts)
     render.render_all(job_plan, tmp_path / "out")
-    node = job_plan["nodes"][0]
-    job_dir = tmp_path / "out" / "rank0-node0" / node["job_dir"].lstrip("/")
+    node = job_plan.nodes[0]
+    job_dir = tmp_path / "out" / "rank0-node0" / node.job_dir.lstrip("/")
     subprocess.run(["cp", "-r", str(tiny / "model"), str(job_dir / "model")], check=True)
     log = job_dir / "rank0.log"
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
-        "SWIFTFLEET_SWIFT_ENV": str(swift_python.parent.parent),
         "SWIFT_API_KEY": KEY,
     }  # what systemd's EnvironmentFile=api-key.env provides
     with log.open("w") as out:

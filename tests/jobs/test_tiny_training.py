@@ -11,6 +11,7 @@ import pytest
 
 from swiftfleet.jobs import plan, render, spec
 from tests.conftest import REPO, free_port
+from tests.jobs.conftest import recorded
 
 
 @pytest.mark.swift
@@ -18,31 +19,33 @@ def test_tiny_lora_trains_on_two_ranks(tiny: Path, swift_python: Path, tmp_path:
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "tiny").symlink_to(tiny)
     monkeypatch.chdir(tmp_path)  # the example's ./build/tiny paths resolve here
-    job_plan = plan.build(spec.load_job(REPO / "jobs" / "tiny-lora.yml"), plan.hypothetical_nodes(2), "tiny")
+    nodes = plan.hypothetical_nodes(2)
+    # Both "nodes" are this machine: their stack is the controller's ms-swift environment, no env files.
+    facts = {n.name: recorded(tmp_path, swift_python.parent.parent) for n in nodes}
+    job_plan = plan.build(spec.load_job(REPO / "jobs" / "tiny-lora.yml"), nodes, "tiny", facts)
     render.render_all(job_plan, tmp_path / "nodes")
     port = free_port()
     procs, logs = [], []
-    for node in job_plan["nodes"]:
-        job_dir = tmp_path / "nodes" / f"rank{node['rank']}-{node['host']}" / node["job_dir"].lstrip("/")
-        for upload in job_plan["uploads"]:  # what the playbook copies to every node
-            dest = job_dir / upload["dest"]
+    for node in job_plan.nodes:
+        job_dir = tmp_path / "nodes" / f"rank{node.rank}-{node.host}" / node.job_dir.lstrip("/")
+        for upload in job_plan.uploads:  # what the playbook copies to every node
+            dest = job_dir / upload.dest
             dest.parent.mkdir(parents=True, exist_ok=True)
-            copy = shutil.copytree if Path(upload["src"]).is_dir() else shutil.copy
-            copy(upload["src"], dest)
+            copy = shutil.copytree if Path(upload.src).is_dir() else shutil.copy
+            copy(upload.src, dest)
         env_file = job_dir / "job.env"
         text = env_file.read_text()
-        assert f'MASTER_ADDR="{job_plan["master_addr"]}"' in text
+        assert f'MASTER_ADDR="{job_plan.master_addr}"' in text
         env_file.write_text(
-            text.replace(f'MASTER_ADDR="{job_plan["master_addr"]}"', 'MASTER_ADDR="127.0.0.1"').replace(
+            text.replace(f'MASTER_ADDR="{job_plan.master_addr}"', 'MASTER_ADDR="127.0.0.1"').replace(
                 "MASTER_PORT=29500", f"MASTER_PORT={port}"
             )
         )
-        log = job_dir / f"rank{node['rank']}.log"
+        log = job_dir / f"rank{node.rank}.log"
         logs.append(log)
         env = {
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path),
-            "SWIFTFLEET_SWIFT_ENV": str(swift_python.parent.parent),
         }
         with log.open("w") as out:
             procs.append(

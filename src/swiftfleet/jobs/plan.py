@@ -1,4 +1,4 @@
-"""A checked job plus the cluster's nodes -> the plan every template renders from (plain dicts, for Jinja2).
+"""A checked job, the cluster's nodes and their setup record -> the typed plan (plan_model) every template renders from.
 
 The same build() runs in `swiftfleet render` (nodes from the inventory file) and in the playbooks (nodes from
 hostvars, through the `swiftfleet_job_plan` filter), so a job is refused the same way by both, before any host
@@ -6,15 +6,18 @@ is touched.
 """
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster
-from swiftfleet.jobs import ms_swift_args, sizing
+from swiftfleet.jobs import ms_swift_args, node_facts, sizing
+from swiftfleet.jobs.node_facts import NodeFacts
+from swiftfleet.jobs.plan_model import Download, JobPlan, NodeFile, Output, PlanNode, Prefetch, Upload
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
-from swiftfleet.jobs.spec import API_KEY_ENV, Job, serves_by_url
+from swiftfleet.jobs.spec import API_KEY_ENV, Job, playbook_of, serves_by_url
 
 DEPLOY_PORT = 8000
 # The instance type of hypothetical_nodes(): a dry run without an inventory.
@@ -313,10 +316,49 @@ class _Builder:
         (self.warnings if level == "warn" else self.notes).append(message)
 
 
-def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
-    """The plan: what every node runs, and what the playbooks copy, start and collect."""
+def facts_for(cluster: str | None, nodes: list[NodeInfo], *, required: bool) -> dict[str, NodeFacts]:
+    """Every node's setup record. A run needs the real one (the plan must not guess where setup put the stack);
+    a dry run without it shows the roles' defaults."""
+    recorded = node_facts.load(cluster) if cluster else None
+    if recorded is None and not required:
+        return {n.name: node_facts.assumed(n.user) for n in nodes}
+    where = node_facts.facts_file(cluster) if cluster else "no cluster"
+    missing = [n.name for n in nodes if recorded is None or n.name not in recorded]
+    if recorded is None or missing:
+        raise SwiftfleetError(
+            f"cluster {cluster}: no setup record for {', '.join(missing)} ({where}): "
+            f"run make setup CLUSTER=<cluster file> first"
+        )
+    return recorded
+
+
+def _check_stack(b: "_Builder", nodes: list[NodeInfo], facts: Mapping[str, NodeFacts]) -> None:
+    """The nodes must run the ms-swift the job was checked against."""
+    pinned = ms_swift_args.pinned_version()
+    for n in nodes:
+        have = facts[n.name].ms_swift
+        if have == node_facts.ABSENT:
+            continue  # a dry run's assumed record
+        if have.split("+")[0] != pinned:
+            raise b.fail(
+                "kind",
+                f"{n.name} has ms-swift {have}, but jobs are checked against {pinned}: run make setup again",
+            )
+
+
+def _node_file(template: str, dest: str, owner: str, mode: str = "0644", secret: bool = False) -> NodeFile:
+    return NodeFile(template=template, dest=dest, mode=mode, owner=owner, secret=secret)
+
+
+def build(
+    job: Job, all_nodes: list[NodeInfo], source: str, facts: Mapping[str, NodeFacts] | None = None
+) -> JobPlan:
+    """The plan: what every node runs, and what the playbooks copy, start and collect.
+    Without facts, a dry run: the nodes as the roles' defaults would set them up."""
     b = _Builder(job, all_nodes, source)
     nodes = b.chosen_nodes()
+    facts = facts if facts is not None else facts_for(None, nodes, required=False)
+    _check_stack(b, nodes, facts)
     torchrun = job.is_training
     nproc = b.nproc(nodes) if torchrun else 1
     config = b.config()
@@ -325,67 +367,73 @@ def build(job: Job, all_nodes: list[NodeInfo], source: str) -> dict[str, Any]:
     env, prefetch_env = hub_env(job, b.prefetch)
     program, sub = job.command.split(" ", 1)
     out = job.output or ("fetch" if job.command != "swift deploy" else None)
+    served = job.command in ("swift deploy", "swift eval")
     plan_nodes = []
     for n in nodes:
-        home = "/root" if n.user == "root" else f"/home/{n.user}"
-        job_dir = f"{home}/swiftfleet/jobs/{job.name}"
-        files = [
-            {"template": "job/config.yaml.j2", "dest": f"{job_dir}/config.yaml", "mode": "0644"},
-            {"template": "job/job.env.j2", "dest": f"{job_dir}/job.env", "mode": "0600"},
-            {"template": "job/run.sh.j2", "dest": f"{job_dir}/run.sh", "mode": "0755"},
-        ]
-        if job.command in ("swift deploy", "swift eval"):
-            files.append(
-                {"template": "job/swift_launch.py.j2", "dest": f"{job_dir}/swift_launch.py", "mode": "0644"}
-            )
-        if job.command in ("swift deploy", "swift eval") and API_KEY_ENV in job.env:
-            files.append({"template": "job/api-key.env.j2", "dest": f"{job_dir}/api-key.env", "mode": "0600"})
+        f = facts[n.name]
+        job_dir = f"{f.home}/swiftfleet/jobs/{job.name}"
         unit = f"swiftfleet-{job.name}-rank{n.rank}.service"
+
+        files = [
+            _node_file("job/config.yaml.j2", f"{job_dir}/config.yaml", f.job_user),
+            _node_file("job/job.env.j2", f"{job_dir}/job.env", f.job_user, "0600", secret=True),
+            _node_file("job/run.sh.j2", f"{job_dir}/run.sh", f.job_user, "0755"),
+        ]
+        if served:
+            files.append(_node_file("job/swift_launch.py.j2", f"{job_dir}/swift_launch.py", f.job_user))
+        if served and API_KEY_ENV in job.env:
+            files.append(
+                _node_file("job/api-key.env.j2", f"{job_dir}/api-key.env", f.job_user, "0600", secret=True)
+            )
         unit_template = "job/deploy.service.j2" if job.command == "swift deploy" else "job/run.service.j2"
-        files.append({"template": unit_template, "dest": f"/etc/systemd/system/{unit}", "mode": "0644"})
+        files.append(_node_file(unit_template, f"/etc/systemd/system/{unit}", "root"))
         plan_nodes.append(
-            {
-                "host": n.name,
-                "rank": n.rank,
-                "private_ip": n.private_ip,
-                "user": n.user,
-                "home": home,
-                "job_dir": job_dir,
-                "unit": unit,
-                "log": f"{job_dir}/rank{n.rank}.log",
-                "files": files,
-            }
+            PlanNode(
+                host=n.name,
+                rank=n.rank,
+                private_ip=n.private_ip,
+                user=f.job_user,
+                home=f.home,
+                venv=f.venv,
+                env_files=f.env_files,
+                job_dir=job_dir,
+                unit=unit,
+                log=f"{job_dir}/rank{n.rank}.log",
+                files=files,
+            )
         )
-    return {
-        "name": job.name,
-        "kind": job.command,
-        "program": program,
-        "subcommand": sub,
-        "torchrun": torchrun,
-        "ms_swift": ms_swift_args.pinned_version(),
-        "nnodes": len(nodes),
-        "nproc_per_node": nproc,
-        "master_addr": nodes[0].private_ip,
-        "master_port": job.master_port,
-        "time_limit": job.time_limit,
-        "config": config,
-        "env": env,
-        "api_key": str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
-        "port": config.get("port"),
-        "uploads": b.uploads,
-        "downloads": b.downloads,
-        "prefetch": b.prefetch,
-        "prefetch_env": prefetch_env,
-        "hub": job.hub,
-        "output": {
-            "mode": "s3" if out and out.startswith("s3://") else out,
-            "uri": out if out and out.startswith("s3://") else None,
-            "local_dir": str(outputs_dir(job.name)),
-        },
-        "notes": b.notes,
-        "warnings": b.warnings,
-        "nodes": plan_nodes,
-    }
+    s3_out = out is not None and out.startswith("s3://")
+    return JobPlan(
+        name=job.name,
+        kind=job.command,
+        playbook=playbook_of(job.command),
+        program=program,
+        subcommand=sub,
+        torchrun=torchrun,
+        ms_swift=ms_swift_args.pinned_version(),
+        nnodes=len(nodes),
+        nproc_per_node=nproc,
+        master_addr=nodes[0].private_ip,
+        master_port=job.master_port,
+        time_limit=job.time_limit,
+        config=config,
+        env=env,
+        api_key=str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
+        port=config.get("port"),
+        uploads=[Upload(**u) for u in b.uploads],
+        downloads=[Download(**d) for d in b.downloads],
+        prefetch=[Prefetch(**p) for p in b.prefetch],
+        prefetch_env=prefetch_env,
+        hub=job.hub,
+        output=Output(
+            mode="s3" if s3_out else out,  # type: ignore[arg-type]
+            uri=out if s3_out else None,
+            local_dir=str(outputs_dir(job.name)),
+        ),
+        notes=b.notes,
+        warnings=b.warnings,
+        nodes=plan_nodes,
+    )
 
 
 def hypothetical_nodes(count: int) -> list[NodeInfo]:

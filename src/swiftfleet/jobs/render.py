@@ -7,6 +7,8 @@ import jinja2
 
 from swiftfleet import paths
 from swiftfleet.filters import FILTERS
+from swiftfleet.jobs.plan_model import JobPlan
+from swiftfleet.jobs.spec import is_secret_name
 
 SECRET_MASK = "********"
 
@@ -24,26 +26,41 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_node(job_plan: dict[str, Any], job_node: dict[str, Any]) -> dict[str, str]:
-    """Destination path on the node -> rendered text, for every file the node gets."""
+def render_node(job_plan: JobPlan, rank: int) -> dict[str, str]:
+    """Destination path on the node -> rendered text, for every file the node of that rank gets."""
+    return _render(job_plan.for_templates(), rank)
+
+
+def _render(plain: dict[str, Any], rank: int) -> dict[str, str]:
     env = environment()
+    node = next(n for n in plain["nodes"] if n["rank"] == rank)
     return {
-        f["dest"]: env.get_template(f["template"]).render(job_plan=job_plan, job_node=job_node)
-        for f in job_node["files"]
+        f["dest"]: env.get_template(f["template"]).render(job_plan=plain, job_node=node)
+        for f in node["files"]
     }
 
 
-def render_all(job_plan: dict[str, Any], out: Path) -> list[Path]:
+def masked(job_plan: JobPlan) -> dict[str, Any]:
+    """The plan's template form with every secret (the API key, secret-named env values) masked."""
+    plain = job_plan.for_templates()
+    if plain["api_key"] is not None:
+        plain["api_key"] = SECRET_MASK
+    for env in (plain["env"], plain["prefetch_env"]):
+        env.update({k: SECRET_MASK for k in env if is_secret_name(k)})
+    return plain
+
+
+def render_all(job_plan: JobPlan, out: Path) -> list[Path]:
     """Write each node's files under out/rank<R>-<host>/, mirroring their absolute paths on the node.
 
-    The API key is masked: a dry run must not leave the secret in a directory made for reading.
+    Secrets are masked: a dry run must not leave them in a directory made for reading.
     """
-    shown = {**job_plan, "api_key": SECRET_MASK if job_plan["api_key"] is not None else None}
+    shown = masked(job_plan)
     written = []
-    for node in job_plan["nodes"]:
-        base = out / f"rank{node['rank']}-{node['host']}"
-        modes = {f["dest"]: int(f["mode"], 8) for f in node["files"]}
-        for dest, text in render_node(shown, node).items():
+    for node in job_plan.nodes:
+        base = out / f"rank{node.rank}-{node.host}"
+        modes = {f.dest: int(f.mode, 8) for f in node.files}
+        for dest, text in _render(shown, node.rank).items():
             path = base / dest.lstrip("/")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)

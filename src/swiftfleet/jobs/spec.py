@@ -7,6 +7,7 @@ and `args` is an Ansible reserved name. Under `job:` the whole file is one varia
 Checks that need only the file live here (parse_job); checks against the cluster live in plan.py.
 """
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -48,7 +49,26 @@ MANAGED_ARGS = {
     "use_hf": "use the job's `hub: huggingface`",
     "api_key": f"put the key in `env: {{{API_KEY_ENV}: ...}}`; it goes to a mode 0600 EnvironmentFile, never a command line",
     "host": "the server listens on 0.0.0.0; the security group decides who reaches it",
+    # Secrets: config.yaml is readable by every user of the node and ms-swift logs all its arguments, so a token
+    # goes in `env` (the node's mode-0600 job.env), under the name its library reads.
+    "hub_token": "a token goes in `env`, never in args: HF_TOKEN (hub: huggingface) or MODELSCOPE_API_TOKEN",
+    "swanlab_token": "a token goes in `env`, never in args: SWANLAB_API_KEY",
+    "swanlab_secret": "a secret goes in `env`, never in args; ms-swift takes this one only as an argument, "
+    "which would land in config.yaml and every rank's log",
 }
+# Env names whose values are secrets: masked in `swiftfleet render` output.
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|API_KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+# Values that are tokens whatever field holds them: a Hugging Face user token, an AWS access key id.
+TOKEN_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{30,}|AKIA[0-9A-Z]{16})\b")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def playbook_of(kind: str) -> str:
+    """The playbook that runs a kind (playbooks/<it>.yml): train.yml every training kind, the others their own."""
+    return "train" if kind in TRAINING else kind.split(" ", 1)[1]
 
 
 class Job(BaseModel):
@@ -202,11 +222,26 @@ def check(job: Job, source: str) -> None:
             )
         if "adapters" in job.args:
             _fail(source, "checkpoint", "give the checkpoint or args.adapters, not both")
+    _check_no_token(job, source)
     if cmd == "swift deploy" and job.output is not None:
         _fail(source, "output", "a deploy job has no output to collect")
     if cmd == "swift deploy" and job.time_limit is not None:
         _fail(source, "time_limit", "a server runs until stop.yml (the cluster's ttl_hours bounds it)")
     _check_args(job, source)
+
+
+def _check_no_token(job: Job, source: str) -> None:
+    """A token pasted into any field but `env` would be written to world-readable files and logs."""
+    fields = job.model_dump(exclude={"env"})
+    for name, value in fields.items():
+        found = TOKEN_VALUE.search(json.dumps(value))
+        if found:
+            kind = "an AWS access key id" if found[0].startswith("AKIA") else "a Hugging Face token"
+            _fail(
+                source,
+                name,
+                f"holds what looks like {kind}: secrets go in `env` (the node's mode-0600 job.env)",
+            )
 
 
 def _check_args(job: Job, source: str) -> None:
@@ -236,12 +271,15 @@ def _check_args(job: Job, source: str) -> None:
 
 def parse_job(data: object, source: str) -> Job:
     """Validate a loaded job file (the whole mapping, with its `job:` key)."""
+    if not isinstance(data, dict) or (set(data) <= {"job"} and not data.get("job")):
+        empty = "empty: " if isinstance(data, dict) or not data else ""
+        raise SwiftfleetError(f"{source}: file: {empty}it needs a `job:` mapping (name, kind, model, ...)")
     if isinstance(data, dict) and "job" not in data and "kind" in data:
         raise SwiftfleetError(f"{source}: file: put the job's settings under a top-level `job:` key")
     try:
         job = JobFile.model_validate(data).job
     except ValidationError as exc:
-        raise one_line(source, exc, skip=1) from None
+        raise one_line(source, exc, JobFile, skip=1) from None
     check(job, source)
     return job
 
@@ -262,6 +300,4 @@ def job_json_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     """jobs/job.schema.json, for editors (`# yaml-language-server: $schema=job.schema.json`); `make schema`."""
-    import json
-
     return json.dumps(job_json_schema(), indent=2) + "\n"
