@@ -30,6 +30,8 @@ class NodeFacts(BaseModel):
     ms_swift: str
     torch: str
     gpu_count: int
+    consistent: bool = True  # stack_report.py's verdict: False lists its reasons in issues
+    issues: list[str] = []
     distributions: dict[str, str] = {}
 
 

@@ -20,6 +20,26 @@ from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
 from swiftfleet.jobs.spec import API_KEY_ENV, Job, playbook_of, serves_by_url
 
 DEPLOY_PORT = 8000
+# ms-swift arguments that name what a job must carry to its nodes (4.6.0's names; tests check they exist).
+# Models, like the job's `model`: a hub id downloaded on every node before the launch, s3:// or a local directory.
+MODEL_ARGS = frozenset({"ref_model", "reward_model", "teacher_model"})
+# Local files and directories that go up with the job: plugins, DeepSpeed configs, Megatron checkpoints, adapters.
+FILE_ARGS = frozenset(
+    {
+        "external_plugins",
+        "custom_register_path",
+        "deepspeed",
+        "teacher_deepspeed",
+        "ssl_certfile",
+        "ssl_keyfile",
+    }
+)
+DIR_ARGS = frozenset(
+    {"mcore_model", "mcore_ref_model", "mcore_adapter", "adapters", "ref_adapters", "teacher_adapters"}
+)
+CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
+# A FILE_ARGS value ending so is a file name, never a preset: without ./ it would be looked for on the node.
+FILE_SUFFIXES = (".json", ".py", ".pem", ".crt", ".key")
 # The instance type of hypothetical_nodes(): a dry run without an inventory.
 DRY_RUN_TYPE = "dry-run"
 
@@ -227,6 +247,45 @@ class _Builder:
             out[name] = opts
         return out
 
+    def carry(self, arg: str, value: Any) -> Any:
+        """An argument naming models or files: each goes with the job, and the argument names it on the node."""
+        items = value if isinstance(value, list) else [value]
+        carried = [
+            self.carry_one(arg, text, f"{arg}-{i}" if len(items) > 1 else arg)
+            if isinstance(text, str)
+            else text
+            for i, text in enumerate(items)
+        ]
+        return carried if isinstance(value, list) else carried[0]
+
+    def carry_one(self, arg: str, text: str, slot: str) -> str:
+        where = f"args.{arg}"
+        if (
+            arg in MODEL_ARGS
+        ):  # like `model`: a hub id is downloaded on every node, s3:// too, a directory goes up
+            try:
+                return self.place(parse_model(text), f"models/{slot}")
+            except ValueError as exc:
+                raise self.fail(where, str(exc)) from None
+        # adapters may be `name=path` (ms-swift's deploy form)
+        name, sep, path = text.partition("=") if "=" in text and arg.endswith("adapters") else ("", "", text)
+        if path.startswith("s3://"):
+            raise self.fail(
+                where, "s3:// is read for `model`, `datasets` and model arguments only; sync it here"
+            )
+        if not path.startswith(LOCAL_PREFIXES):
+            if arg in FILE_ARGS and path.endswith(FILE_SUFFIXES):
+                raise self.fail(
+                    where, f"{path!r}: start a local path with ./, / or ~ so that it goes up with the job"
+                )
+            return text  # not a path: a preset (deepspeed: zero3) or a hub id of adapters
+        local = Path(path).expanduser()
+        if not local.exists():
+            raise self.fail(where, f"{path!r} does not exist here (local paths go up with the job)")
+        dest = f"files/{slot}/{local.name}"
+        self.uploads.append({"src": str(local.resolve()), "dest": dest})
+        return f"{name}{sep}{dest}"
+
     def config(self) -> dict[str, Any]:
         job = self.job
         model = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
@@ -239,6 +298,7 @@ class _Builder:
                     self.place(r, f"data/{i}-{r.basename}") for i, r in enumerate(map(parse_dataset, refs))
                 ]
         cfg.update(job.args)
+        cfg.update({arg: self.carry(arg, value) for arg, value in job.args.items() if arg in CARRIED_ARGS})
         cfg.update(self.resume_args())
         cfg.update(self.checkpoint_args())
         if job.is_training:
@@ -336,6 +396,10 @@ def _check_stack(b: "_Builder", nodes: list[NodeInfo], facts: Mapping[str, NodeF
     """The nodes must run the ms-swift the job was checked against."""
     pinned = ms_swift_args.pinned_version()
     for n in nodes:
+        if not facts[n.name].consistent:
+            raise b.fail(
+                "nodes", f"{n.name}'s stack is broken ({'; '.join(facts[n.name].issues)}): fix it, make setup"
+            )
         have = facts[n.name].ms_swift
         if have == node_facts.ABSENT:
             continue  # a dry run's assumed record
