@@ -37,11 +37,13 @@ $(VENV)/.installed: pyproject.toml
 venv-swift: $(VENV_SWIFT)/.installed ## A controller-side ms-swift (CPU torch) for argument lists and the tiny model
 
 # torch==2.13.0 first: pip takes the CPU wheel lying on this kind of machine, not a multi-GB CUDA build.
-$(VENV_SWIFT)/.installed: roles/ms_swift/defaults/main.yml
+# bitsandbytes at the role's pin (its bnb need): tests/jobs/test_tiny_qlora.py trains a 4-bit QLoRA with it.
+$(VENV_SWIFT)/.installed: roles/ms_swift/defaults/main.yml roles/ms_swift/vars/main.yml
 	$(PYTHON) -m venv $(VENV_SWIFT)
 	$(VENV_SWIFT)/bin/pip install -q --upgrade pip
 	$(VENV_SWIFT)/bin/pip install -q torch==2.13.0
-	$(VENV_SWIFT)/bin/pip install -q "ms-swift[megatron]==$$(sed -n 's/^ms_swift_version: *"\{0,1\}\([0-9.]*\).*/\1/p' roles/ms_swift/defaults/main.yml)"
+	$(VENV_SWIFT)/bin/pip install -q "ms-swift[megatron]==$$(sed -n 's/^ms_swift_version: *"\{0,1\}\([0-9.]*\).*/\1/p' roles/ms_swift/defaults/main.yml)" \
+	  "$$(sed -n 's/.*"\(bitsandbytes==[0-9.]*\)".*/\1/p' roles/ms_swift/vars/main.yml)"
 	touch $@
 
 dockerd: ## Start a Docker engine if none is running
@@ -100,8 +102,13 @@ CLUSTER_INVENTORY = python -c 'import sys; from pathlib import Path; from swiftf
   from swiftfleet.inventory import inventory_path; print(inventory_path(load_cluster(Path(sys.argv[1]) if sys.argv[1] else None).name))'
 .PHONY: setup molecule
 
-setup: venv ## Install uv, ms-swift (and CUDA/EFA/TE/apex on GPU nodes) on every node, then the stack table (CLUSTER=file.yml)
-	@inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)") && ansible-playbook -i "$$inventory" playbooks/setup.yml
+# JOB given (command line or environment, not the default above): also the ms_swift extras that job needs, as
+# `swiftfleet needs` derives them from its kind and arguments (roles/ms_swift/vars/main.yml: ms_swift_extra_map).
+SETUP_JOB = $(if $(filter-out file,$(origin JOB)),$(JOB))
+setup: venv ## Install uv, ms-swift (and CUDA/EFA/TE/apex on GPU nodes) on every node, then the stack table (CLUSTER=file.yml; JOB=jobs/x.yml also installs what that job needs)
+	@inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)") && \
+	$(if $(SETUP_JOB),extras=$$(swiftfleet needs $(SETUP_JOB)) && echo "$(SETUP_JOB) needs the extras $$extras" &&) \
+	ansible-playbook -i "$$inventory" playbooks/setup.yml $(if $(SETUP_JOB),-e "{\"ms_swift_extras\": $$extras}")
 
 molecule: venv dockerd image ## molecule test of every role's scenario (ROLE=name for one)
 	@set -e; for scenario in roles/$(or $(ROLE),*)/molecule/default; do \

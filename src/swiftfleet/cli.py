@@ -123,6 +123,15 @@ def render_cmd(job_file: Path, cluster_name: str | None, node_count: int | None,
     click.echo(f"job {job.name!r} ({job.kind}) rendered for {where} under {out}")
 
 
+@cli.command("needs")
+@click.argument("job_file", type=click.Path(path_type=Path))
+def needs_cmd(job_file: Path) -> None:
+    """Print the ms_swift extras a job needs as a JSON list (`make setup JOB=...` installs them)."""
+    from swiftfleet.jobs import needs
+
+    click.echo(json.dumps(needs.job_file_needs(job_file)))
+
+
 def _provider(spec: ClusterSpec):  # type: ignore[no-untyped-def]
     """The module that handles this kind of cluster; each has up(spec, assume_yes) and down(spec)."""
     if isinstance(spec, AwsCluster):

@@ -6,6 +6,7 @@ without a GPU.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,10 @@ def test_a_cpu_node_reports_absent_parts_as_such(tmp_path: Path) -> None:
 def test_a_node_without_torch_is_inconsistent(tmp_path: Path) -> None:
     r = _stack(tmp_path, {})
     assert r["torch"] == "not installed" and "torch is not installed" in r["issues"]
+
+
+def test_every_distribution_is_recorded_by_its_pep503_name(tmp_path: Path) -> None:
+    r = _stack(tmp_path, {"dists": {"ms-swift": "4.6.0", "Mcore_Bridge.Extra": "1.6.5"}})
+    dists = r["distributions"]
+    assert dists["ms-swift"] == "4.6.0" and dists["mcore-bridge-extra"] == "1.6.5"
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) for name in dists), dists

@@ -95,6 +95,17 @@ def package_version(names: tuple[str, ...]) -> str:
     return ABSENT
 
 
+def distributions() -> dict[str, str]:
+    """Every distribution of the environment, by PEP 503 name: job plans check a job's pinned needs against it."""
+    found = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if name:  # a broken .dist-info has no name: nothing to match
+            # The first on sys.path is the one that imports.
+            found.setdefault(re.sub(r"[-_.]+", "-", name).lower(), dist.version)
+    return dict(sorted(found.items()))
+
+
 def nccl_plugin() -> str:
     for pattern in NCCL_PLUGIN_GLOBS:
         found = sorted(glob.glob(pattern))
@@ -167,6 +178,7 @@ def main() -> None:
     report["cuda_toolkit"] = cuda_toolkit()
     report.update(torch_info())
     report.update({key: package_version(names) for key, names in PACKAGES.items()})
+    report["distributions"] = distributions()
     report["nccl_plugin"] = nccl_plugin()
     report["efa_devices"] = len(glob.glob("/sys/class/infiniband/rdmap*"))
     report["issues"] = issues_of(report, expect)
