@@ -160,7 +160,7 @@ def _cluster(spec: AwsCluster, outputs: dict[str, Any], ec2: Any) -> tuple[Clust
     ]
     deadline = time.monotonic() + CONSOLE_WAIT_S
     known_hosts = [line for node in nodes for line in _host_keys(ec2, node, deadline)]
-    return Cluster(name=spec.name, provider="aws", nodes=nodes), known_hosts
+    return Cluster(name=spec.name, provider="aws", nodes=nodes, deploy_port=spec.deploy_port), known_hosts
 
 
 def console_host_keys(console: str) -> list[str]:

@@ -40,6 +40,9 @@ class Cluster(BaseModel):
     name: str
     provider: str
     nodes: list[Node]
+    # The one port the cluster opens to clients for `swift deploy` (aws: the security group's deploy_port);
+    # None where nothing in front of the nodes filters ports (local, hosts).
+    deploy_port: int | None = None
 
     @field_validator("nodes")
     @classmethod
@@ -97,6 +100,7 @@ def write_inventory(cluster: Cluster, known_hosts: list[str]) -> Path:
             "swiftfleet_cluster": cluster.name,
             "swiftfleet_provider": cluster.provider,
             "master_addr": cluster.master_addr,
+            "swiftfleet_deploy_port": cluster.deploy_port,
             "ansible_ssh_common_args": f"-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes",
         },
     }
@@ -140,7 +144,12 @@ def read_inventory(cluster: str) -> Cluster:
         )
         for name, h in group["hosts"].items()
     ]
-    return Cluster(name=cluster, provider=group["vars"]["swiftfleet_provider"], nodes=nodes)
+    return Cluster(
+        name=cluster,
+        provider=group["vars"]["swiftfleet_provider"],
+        nodes=nodes,
+        deploy_port=group["vars"].get("swiftfleet_deploy_port"),
+    )
 
 
 def remove_inventory(cluster: str) -> None:

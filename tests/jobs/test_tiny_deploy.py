@@ -5,6 +5,7 @@ nowhere in the log (ms-swift logs all its arguments)."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -34,11 +35,8 @@ def _chat(port: int, key: str | None) -> int:
         return int(exc.code)
 
 
-@pytest.mark.swift
-def test_deploy_serves_with_the_key_from_the_environment_only(
-    tiny: Path, swift_python: Path, tmp_path: Path
-) -> None:
-    port = free_port()
+def _rendered(tiny: Path, swift_python: Path, tmp_path: Path, port: int) -> Path:
+    """The deploy job's node files rendered under tmp_path, the model in place; the job directory."""
     job_file = tmp_path / "deploy.yml"
     job = {
         "name": "tiny-server",
@@ -59,9 +57,36 @@ def test_deploy_serves_with_the_key_from_the_environment_only(
     facts = {nodes[0].name: recorded(tmp_path, swift_python.parent.parent)}  # the node is this machine
     job_plan = plan.build(spec.load_job(job_file), nodes, "deploy", facts)
     render.render_all(job_plan, tmp_path / "out")
-    node = job_plan.nodes[0]
-    job_dir = tmp_path / "out" / "rank0-node0" / node.job_dir.lstrip("/")
+    job_dir = tmp_path / "out" / "rank0-node0" / job_plan.nodes[0].job_dir.lstrip("/")
     subprocess.run(["cp", "-r", str(tiny / "model"), str(job_dir / "model")], check=True)
+    return job_dir
+
+
+@pytest.mark.swift
+def test_a_taken_port_stops_the_server_saying_so(tiny: Path, swift_python: Path, tmp_path: Path) -> None:
+    """ms-swift would move to the next free port, where nobody looks: the launcher refuses instead."""
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = taken.getsockname()[1]
+        job_dir = _rendered(tiny, swift_python, tmp_path, port)
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SWIFT_API_KEY": KEY}
+        run = subprocess.run(
+            ["bash", str(job_dir / "run.sh")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    assert run.returncode == 1
+    assert f"swiftfleet: port {port} is taken on this node (ms-swift would move to {port + 1}," in run.stderr
+
+
+@pytest.mark.swift
+def test_deploy_serves_with_the_key_from_the_environment_only(
+    tiny: Path, swift_python: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    job_dir = _rendered(tiny, swift_python, tmp_path, port)
     log = job_dir / "rank0.log"
     env = {
         "PATH": os.environ["PATH"],

@@ -37,6 +37,7 @@ FILE_ARGS = frozenset(
 DIR_ARGS = frozenset(
     {"mcore_model", "mcore_ref_model", "mcore_adapter", "adapters", "ref_adapters", "teacher_adapters"}
 )
+SAVES_CHECKPOINTS = frozenset({"swift sft", "swift pt", "swift rlhf"})
 CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
 # A FILE_ARGS value ending so is a file name, never a preset: without ./ it would be looked for on the node.
 FILE_SUFFIXES = (".json", ".py", ".pem", ".crt", ".key")
@@ -52,12 +53,20 @@ class NodeInfo(NamedTuple):
     gpu_count: int
     gpu_memory_gib: float
     instance_type: str
+    deploy_port: int | None = None  # the cluster's port for clients (Cluster.deploy_port)
 
 
 def nodes_from_cluster(cluster: Cluster) -> list[NodeInfo]:
     return [
         NodeInfo(
-            n.name, n.rank, str(n.private_ip), n.ssh_user, n.gpu_count, n.gpu_memory_gib, n.instance_type
+            n.name,
+            n.rank,
+            str(n.private_ip),
+            n.ssh_user,
+            n.gpu_count,
+            n.gpu_memory_gib,
+            n.instance_type,
+            cluster.deploy_port,
         )
         for n in cluster.nodes
     ]
@@ -71,6 +80,7 @@ HOST_KEYS = (
     "gpu_count",
     "gpu_memory_gib",
     "instance_type",
+    "swiftfleet_deploy_port",
 )
 
 
@@ -85,6 +95,7 @@ def nodes_from_hostvars(hosts: list[dict[str, Any]]) -> list[NodeInfo]:
             int(h["gpu_count"]),
             float(h["gpu_memory_gib"]),
             str(h.get("instance_type", "unknown")),
+            h.get("swiftfleet_deploy_port"),
         )
         for h in hosts
     ]
@@ -286,6 +297,18 @@ class _Builder:
         self.uploads.append({"src": str(local.resolve()), "dest": dest})
         return f"{name}{sep}{dest}"
 
+    def deploy_port(self) -> int:
+        """The server's port: the job's, else the cluster's; where the cluster opens one port to clients, that one."""
+        opened = self.all_nodes[0].deploy_port if self.all_nodes else None
+        port = int(self.job.args.get("port", opened or DEPLOY_PORT))
+        if opened is not None and port != opened:
+            raise self.fail(
+                "args.port",
+                f"{port}, but the cluster opens {opened} to clients (deploy_port in its cluster file): "
+                f"leave port out or use {opened}",
+            )
+        return port
+
     def config(self) -> dict[str, Any]:
         job = self.job
         model = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
@@ -312,7 +335,7 @@ class _Builder:
                 cfg["eval_dataset_args"] = self.eval_local_paths(cfg["eval_dataset_args"])
         if job.command == "swift deploy":
             cfg["host"] = "0.0.0.0"
-            cfg.setdefault("port", DEPLOY_PORT)
+            cfg["port"] = self.deploy_port()
         return cfg
 
     def gpu_only(self, nodes: list[NodeInfo]) -> None:
@@ -480,6 +503,8 @@ def build(
         master_addr=nodes[0].private_ip,
         master_port=job.master_port,
         time_limit=job.time_limit,
+        # Trainer-based kinds save checkpoint-N at the end at least; Megatron's layout differs and is not checked.
+        expects_checkpoint=job.command in SAVES_CHECKPOINTS and config.get("save_strategy", "steps") != "no",
         config=config,
         env=env,
         api_key=str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,

@@ -73,6 +73,8 @@ class JobPlan(_Plan):
     master_addr: str
     master_port: int
     time_limit: str | None
+    # A run that ends without a checkpoint-N then did no step, or saved nothing: a failure, not a success.
+    expects_checkpoint: bool
     config: dict[str, Any]
     env: dict[str, str]
     api_key: str | None = Field(repr=False)
