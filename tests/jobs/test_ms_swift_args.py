@@ -55,3 +55,66 @@ def test_messages() -> None:
     )
     assert ms_swift_args.check_value("swift rlhf", "rlhf_type", "grpo") is None
     assert "did you mean 'grpo'" in str(ms_swift_args.check_value("swift rlhf", "rlhf_type", "grp0"))
+
+
+def test_types_and_defaults_recorded() -> None:
+    assert ms_swift_args.arg_type("swift sft", "learning_rate") == "float?"
+    assert ms_swift_args.arg_type("swift sft", "lora_rank") == "int"
+    assert ms_swift_args.arg_type("swift sft", "target_modules") == "list[str]"
+    assert ms_swift_args.arg_type("megatron sft", "tensor_model_parallel_size") == "int"
+    assert ms_swift_args.default("megatron sft", "tuner_type") == "full"  # not lora, in 4.6.0
+    assert ms_swift_args.default("swift sft", "tuner_type") == "lora"
+    assert ms_swift_args.default("swift sft", "max_steps") == -1
+    assert ms_swift_args.default("swift sft", "learning_rate") is None
+
+
+@pytest.mark.parametrize(
+    ("command", "arg", "value", "words"),
+    [
+        ("swift sft", "learning_rate", "fast", "'fast' is not a number (learning_rate is a float)"),
+        ("swift sft", "learning_rate", True, "True is not a number"),
+        ("swift sft", "lora_rank", 8.5, "8.5 is not a whole number (lora_rank is an int)"),
+        ("swift sft", "lora_rank", "8x", "'8x' is not a whole number"),
+        ("swift sft", "gradient_checkpointing", "maybe", "'maybe' is not true or false"),
+        ("swift sft", "lora_rank", [8, 16], "is a list, but lora_rank takes one value"),
+        ("swift sft", "target_modules", [], "[] is empty"),
+        ("swift sft", "lora_rank", {"a": 1}, "a mapping is not a whole number"),
+        ("swift sft", "deepspeed", "zero4", "not a DeepSpeed preset"),
+        ("swift sft", "attn_impl", "flash_atn", "did you mean 'flash_attn'"),
+        ("swift sft", "learning_rate", 0, "learning_rate must be > 0"),
+        ("swift sft", "max_steps", 0, "max_steps must be a positive step count or -1"),
+        ("swift sft", "lora_rank", 0, "lora_rank must be >= 1"),
+        ("megatron sft", "micro_batch_size", 0, "micro_batch_size must be >= 1"),
+        ("swift deploy", "port", 22, "port must be 1024-65535"),
+        ("swift deploy", "port", 29500, "rendezvous"),
+        ("swift rlhf", "vllm_server_port", [8000, 29501], "29501 is out of range"),
+        ("swift sft", "torch_dtype", "bf16", "'bf16' is not one of"),
+    ],
+)
+def test_bad_values(command: str, arg: str, value: object, words: str) -> None:
+    assert words in str(ms_swift_args.check_value(command, arg, value))
+
+
+@pytest.mark.parametrize(
+    ("command", "arg", "value"),
+    [
+        ("swift sft", "learning_rate", 1.0e-4),
+        ("swift sft", "learning_rate", "5e-5"),  # YAML 1.1 reads 5e-5 as a string; float() takes it
+        ("swift sft", "lora_rank", "8"),
+        ("swift sft", "gradient_checkpointing", "yes"),
+        ("swift sft", "gradient_checkpointing", 1),
+        ("swift sft", "target_modules", "all-linear"),  # one word for a list argument
+        ("swift sft", "deepspeed", "zero3_offload"),
+        ("swift sft", "deepspeed", "./ds.json"),
+        ("swift sft", "deepspeed", {"zero_optimization": {"stage": 2}}),
+        ("swift sft", "attn_impl", "flash_attention_2"),
+        ("swift sft", "attn_impl", "kernels-community/flash-attn3"),
+        ("swift sft", "max_steps", -1),
+        ("swift sft", "num_train_epochs", -1),  # fine alone: arg_rules decides with max_steps
+        ("swift deploy", "port", 8000),
+        ("swift rlhf", "vllm_server_port", 8000),
+        ("swift sft", "model_name", 42),  # a str argument takes any word
+    ],
+)
+def test_good_values(command: str, arg: str, value: object) -> None:
+    assert ms_swift_args.check_value(command, arg, value) is None
