@@ -131,7 +131,11 @@ CASES = [
     ("region-bad", lambda k: aws(k, region="moon-1"), ["region", "pattern"]),
     ("ttl-zero", lambda k: aws(k, ttl_hours=0), ["ttl_hours"]),
     ("root-volume-small", lambda k: aws(k, root_volume_gib=10), ["root_volume_gib", "50"]),
-    ("setting-misspelt", lambda k: aws(k, nodes_count=2), ["nodes_count", "Extra inputs are not permitted"]),
+    (
+        "setting-misspelt",
+        lambda k: aws(k, nodes_count=2),
+        ["nodes_count: unknown key (did you mean 'node_count'?)"],
+    ),
     ("name-bad", lambda k: aws(k, name="My_Cluster"), ["name", "pattern"]),
     (
         "provider-unknown",

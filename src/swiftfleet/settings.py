@@ -17,14 +17,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
+    RootModel,
     field_validator,
     model_validator,
 )
 
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.instance_types import INSTANCE_TYPES
-from swiftfleet.validation import parse_union, read_yaml
+from swiftfleet.validation import parse, read_yaml
 
 DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
@@ -35,7 +35,7 @@ S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 S3_BUCKET_NOT = re.compile(
     r"\.\.|^\d+\.\d+\.\d+\.\d+$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"
 )
-S3_PREFIX = re.compile(r"^[^*?$\x00-\x1f]{0,512}$")
+S3_PREFIX = re.compile(r"^[^*?$\x00-\x1f\x7f]{0,512}$")
 IAM_NAME = r"^[A-Za-z0-9+=,.@_-]{1,128}$"
 
 
@@ -90,7 +90,7 @@ class AwsCluster(_Strict):
     admin_cidrs: Annotated[list[ipaddress.IPv4Network], Field(min_length=1)]
     allow_ssh_from_anywhere: bool = False
     client_cidrs: list[ipaddress.IPv4Network] = []
-    deploy_port: Annotated[int, Field(ge=1024, le=65535)] = 8000
+    deploy_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     public_key_file: Path
     private_key_file: Path | None = None
     availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]] = []
@@ -113,6 +113,21 @@ class AwsCluster(_Strict):
     def _known_type(cls, v: str) -> str:
         if v not in INSTANCE_TYPES:
             raise ValueError(f"unknown GPU instance type {v!r}; known: {', '.join(sorted(INSTANCE_TYPES))}")
+        return v
+
+    @field_validator("deploy_port")
+    @classmethod
+    def _deploy_port(cls, v: int) -> int:
+        # terraform/variables.tf refuses the same ports, but only at apply time.
+        if v == 22:
+            raise ValueError("22 is SSH's port (open to admin_cidrs only); pick another, e.g. 8000")
+        if v < 1024:
+            raise ValueError(f"{v} is a privileged port (below 1024): swift deploy runs as the login user")
+        if 29500 <= v <= 29600:
+            raise ValueError(
+                f"{v} lies in 29500-29600, the torchrun rendezvous range the nodes open to each other "
+                "(jobs' master_port)"
+            )
         return v
 
     @field_validator("public_key_file", "private_key_file")
@@ -145,6 +160,9 @@ class AwsCluster(_Strict):
                 "instance_profile: give either an existing instance profile or s3_read/s3_write "
                 "(for which swiftfleet makes one), not both"
             )
+        for zone in self.availability_zones:
+            if zone[:-1] != self.region:
+                raise ValueError(f"availability_zones: {zone} does not lie in region {self.region}")
         if self.subnet_id and len(self.availability_zones) > 1:
             raise ValueError("subnet_id pins one AZ: give at most one availability_zones entry with it")
         if self.private_key_file is None:
@@ -162,7 +180,10 @@ class HostsCluster(_Strict):
 
 
 ClusterSpec = LocalCluster | AwsCluster | HostsCluster
-_SPEC: TypeAdapter[ClusterSpec] = TypeAdapter(Annotated[ClusterSpec, Field(discriminator="provider")])
+
+
+class ClusterFile(RootModel[Annotated[ClusterSpec, Field(discriminator="provider")]]):
+    """The whole file: one of the providers' settings, picked by `provider`."""
 
 
 def load_cluster(path: Path | None) -> ClusterSpec:
@@ -175,7 +196,8 @@ def load_cluster(path: Path | None) -> ClusterSpec:
     if not isinstance(data, dict):
         raise SwiftfleetError(f"cluster file {path}: expected a mapping of settings")
     data.setdefault("provider", "local")
-    spec = parse_union(_SPEC, data, f"cluster file {path}")
+    # skip=1: the provider tag, which pydantic puts first in every location
+    spec = parse(ClusterFile, data, f"cluster file {path}", skip=1).root
     if isinstance(spec, HostsCluster) and not spec.hosts_file.is_absolute():
         spec = spec.model_copy(update={"hosts_file": (path.parent / spec.hosts_file).resolve()})
     return spec

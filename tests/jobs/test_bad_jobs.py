@@ -161,7 +161,11 @@ CASES = [
         ["env", "MASTER_ADDR", "set by the kit"],
     ),
     ("output-bad", lambda d: sft(d, output="ftp://host/x"), ["output", "fetch, keep or an s3://"]),
-    ("setting-misspelt", lambda d: sft(d, dataset=[str(d)]), ["dataset", "Extra inputs are not permitted"]),
+    (
+        "setting-misspelt",
+        lambda d: sft(d, dataset=[str(d)]),
+        ["dataset: unknown key (did you mean 'datasets'?)"],
+    ),
     ("no-job-key", lambda d: sft(d)["job"], ["top-level `job:` key"]),
     ("name-bad", lambda d: sft(d, name="My Job"), ["name", "pattern"]),
 ]

@@ -28,7 +28,11 @@ Content = Callable[[Path], object]
 CASES: list[tuple[str, Content, str]] = [
     ("empty-list", lambda d: {"hosts": []}, "hosts: List should have at least 1 item"),
     ("empty-file", lambda d: None, "expected a mapping with a `hosts:` list"),
-    ("no-hosts-key", lambda d: {"machines": [machine("127.0.0.1")]}, "hosts: Field required"),
+    (
+        "no-hosts-key",
+        lambda d: {"machines": [machine("127.0.0.1")]},
+        "machines: unknown key (known here: hosts)",
+    ),
     (
         "duplicate-ip",
         lambda d: {"hosts": [machine("127.0.0.1"), machine("127.0.0.2", private_ip="127.0.0.1")]},
@@ -74,7 +78,11 @@ CASES: list[tuple[str, Content, str]] = [
         lambda d: {"hosts": [machine("127.0.0.1", port=0)]},
         "hosts.0.port: Input should be greater",
     ),
-    ("misspelt", lambda d: {"hosts": [machine("127.0.0.1", adress="x")]}, "hosts.0.adress: Extra inputs"),
+    (
+        "misspelt",
+        lambda d: {"hosts": [machine("127.0.0.1", adress="x")]},
+        "hosts.0.adress: unknown key (did you mean 'address'?)",
+    ),
 ]
 
 
