@@ -74,9 +74,9 @@ class Rehearsal:
     def play(self, playbook: str, job: Path, *extra: str) -> Run:
         return ansible_playbook(*self.argv(playbook, job, *extra), env=self.env)
 
-    def setup(self) -> Run:
+    def setup(self, extra_vars: str = SETUP_VARS) -> Run:
         return ansible_playbook(
-            "-i", str(inventory_path(self.name)), str(REPO / "playbooks" / "setup.yml"), "-e", SETUP_VARS,
+            "-i", str(inventory_path(self.name)), str(REPO / "playbooks" / "setup.yml"), "-e", extra_vars,
             env=self.env,
         )  # fmt: skip
 

@@ -12,6 +12,8 @@ from swiftfleet.jobs import ms_swift_args, node_facts
 from swiftfleet.jobs.node_facts import NodeFacts
 from tests.conftest import REPO, SWIFT_PYTHON
 
+# One row of the messages format: what every kind's dataset check accepts.
+CHAT_ROW = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
 MAKE_TINY = REPO / "tests" / "jobs" / "make_tiny_model.py"
 
 
@@ -38,7 +40,7 @@ def fake_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     (tiny_dir / "model").mkdir(parents=True)
     (tiny_dir / "model" / "config.json").write_text("{}")
     for name in ("chat.jsonl", "eval.jsonl"):
-        (tiny_dir / name).write_text("{}\n")
+        (tiny_dir / name).write_text(CHAT_ROW)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

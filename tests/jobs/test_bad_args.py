@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.jobs.conftest import CHAT_ROW
 from tests.jobs.test_bad_jobs import _render, gpu_cluster, sft, with_args  # noqa: F401 (the fixture)
 from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
-
-WIRED_IN_PLAN = pytest.mark.xfail(reason="wired in plan.py by the plan owner", strict=False)
 
 
 def deploy(**args: Any) -> dict[str, Any]:
@@ -73,37 +72,31 @@ CASES = [
         "epochs-without-steps",
         lambda d: with_args(d, num_train_epochs=-1),
         ["args.num_train_epochs", "set max_steps"],
-        marks=WIRED_IN_PLAN,
     ),
     pytest.param(
         "streaming-without-steps",
         lambda d: with_args(d, streaming=True),
         ["args.streaming", "set max_steps"],
-        marks=WIRED_IN_PLAN,
     ),
     pytest.param(
         "megatron-tp-3",
         lambda d: megatron(d, tensor_model_parallel_size=3),
         ["args.tensor_model_parallel_size", "does not divide the world size 8 (2 nodes x 4 processes)"],
-        marks=WIRED_IN_PLAN,
     ),
     pytest.param(
         "megatron-ep-16",
         lambda d: megatron(d, expert_model_parallel_size=16),
         ["args.expert_model_parallel_size", "EP 16"],
-        marks=WIRED_IN_PLAN,
     ),
     pytest.param(
         "megatron-global-batch",
         lambda d: megatron(d, global_batch_size=12),
         ["args.global_batch_size", "data-parallel size 8"],
-        marks=WIRED_IN_PLAN,
     ),
     pytest.param(
         "deploy-vllm-tp-over-gpus",
         lambda d: deploy(infer_backend="vllm", vllm_tensor_parallel_size=8),
         ["args.vllm_tensor_parallel_size", "the nodes have 4"],
-        marks=WIRED_IN_PLAN,
     ),
 ]
 
@@ -122,7 +115,7 @@ def test_bad_arg_is_one_clear_line(  # type: ignore[no-untyped-def]
     tripwire: Tripwire,  # noqa: F811
 ) -> None:
     data = tmp_path / "train.jsonl"
-    data.write_text('{"messages": []}\n')
+    data.write_text(CHAT_ROW)
     job_file = tmp_path / f"{case}.yml"
     job_file.write_text(yaml.safe_dump(content(data)))
     res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)

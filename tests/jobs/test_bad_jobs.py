@@ -13,6 +13,7 @@ import yaml
 
 from swiftfleet.inventory import Cluster, Node, write_inventory
 from tests.conftest import run_cli
+from tests.jobs.conftest import CHAT_ROW
 from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
 
 
@@ -186,7 +187,7 @@ def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
     tripwire: Tripwire,  # noqa: F811
 ) -> None:
     data = tmp_path / "train.jsonl"
-    data.write_text('{"messages": []}\n')
+    data.write_text(CHAT_ROW)
     job_file = tmp_path / f"{case}.yml"
     job_file.write_text(yaml.safe_dump(content(data)))
     res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)
@@ -204,7 +205,7 @@ def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
 def test_good_twin_renders(tmp_path: Path, gpu_cluster: str, tripwire: Tripwire) -> None:  # noqa: F811
     """The base job of the cases above, with nothing wrong, renders for both nodes (and still touches no host)."""
     data = tmp_path / "train.jsonl"
-    data.write_text('{"messages": []}\n')
+    data.write_text(CHAT_ROW)
     job_file = tmp_path / "good.yml"
     job_file.write_text(yaml.safe_dump(sft(data)))
     res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)

@@ -9,15 +9,15 @@ import pytest
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import ms_swift_args, plan, spec
 from swiftfleet.jobs.plan_model import JobPlan, Prefetch, Upload
+from tests.jobs.conftest import CHAT_ROW
 
 NODES = plan.hypothetical_nodes(2)
 
 
 def _plan(tmp_path: Path, **job: Any) -> JobPlan:
     data = tmp_path / "chat.jsonl"
-    data.write_text(
-        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
-    )
+    # a row every kind here takes: a conversation, and the rejected answer that preference kinds need
+    data.write_text(CHAT_ROW.replace("}]}", '}], "rejected_response": "no"}'))
     base = {"name": "carry", "kind": "swift sft", "model": "org/base", "datasets": [str(data)]}
     return plan.build(spec.parse_job({"job": {**base, **job}}, "job"), NODES, "job")
 

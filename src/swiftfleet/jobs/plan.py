@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster
-from swiftfleet.jobs import ms_swift_args, node_facts, sizing
+from swiftfleet.jobs import arg_rules, dataset_check, ms_swift_args, needs, node_facts, sizing
 from swiftfleet.jobs.node_facts import NodeFacts
 from swiftfleet.jobs.plan_model import Download, JobPlan, NodeFile, Output, PlanNode, Prefetch, Upload
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
@@ -258,6 +258,19 @@ class _Builder:
             out[name] = opts
         return out
 
+    def check_data(self, ref: Ref) -> None:
+        """A local dataset file is read here, before it is copied to every node: a bad row is one line, file:line."""
+        path = Path(ref.path).expanduser()
+        if ref.source != "local" or not path.is_file():
+            return
+        if "columns" in self.job.args:  # renamed fields: ms-swift maps them, the field check cannot know them
+            self.notes.append(f"{ref.path}: fields not checked (args.columns renames them)")
+            return
+        try:
+            dataset_check.check_dataset(path, self.job.command, self.job.rlhf_type)
+        except ValueError as exc:
+            raise self.fail("datasets", str(exc)) from None
+
     def carry(self, arg: str, value: Any) -> Any:
         """An argument naming models or files: each goes with the job, and the argument names it on the node."""
         items = value if isinstance(value, list) else [value]
@@ -317,9 +330,10 @@ class _Builder:
             cfg["rlhf_type"] = job.rlhf_type
         for key, refs in (("dataset", job.datasets), ("val_dataset", job.val_datasets)):
             if refs:
-                cfg[key] = [
-                    self.place(r, f"data/{i}-{r.basename}") for i, r in enumerate(map(parse_dataset, refs))
-                ]
+                parsed = [parse_dataset(r) for r in refs]
+                for ref in parsed:
+                    self.check_data(ref)
+                cfg[key] = [self.place(r, f"data/{i}-{r.basename}") for i, r in enumerate(parsed)]
         cfg.update(job.args)
         cfg.update({arg: self.carry(arg, value) for arg, value in job.args.items() if arg in CARRIED_ARGS})
         cfg.update(self.resume_args())
@@ -376,7 +390,7 @@ class _Builder:
                 ):
                     split *= int(args.get(key, 1))
                 split = min(split, world)
-            tuner = str(args.get("tuner_type", "lora"))
+            tuner = str(args.get("tuner_type", ms_swift_args.default(job.command, "tuner_type")))
             need = sizing.training_gib(
                 params,
                 tuner=tuner,
@@ -433,6 +447,29 @@ def _check_stack(b: "_Builder", nodes: list[NodeInfo], facts: Mapping[str, NodeF
             )
 
 
+def _check_needs(b: "_Builder", nodes: list[NodeInfo], facts: Mapping[str, NodeFacts]) -> None:
+    """What the job needs beyond ms-swift (needs.py, from the role's table) against what setup installed on each
+    node: refused before any upload, naming the field, the package and the fix. A dry run lists them."""
+    job = b.job
+    sources = needs.need_sources(job.command, job.args, job.model)
+    table = needs.extra_table()
+    for need, where in sources.items():
+        blocked = needs.unavailable(need)
+        if blocked:
+            raise b.fail(where, blocked)
+        for n in nodes:
+            f = facts[n.name]
+            if f.ms_swift == node_facts.ABSENT:  # a dry run's assumed record
+                b.notes.append(
+                    f"{where} needs {need} ({' '.join(needs.specs(need))}): make setup JOB=<job file>"
+                )
+                break
+            lacking = needs.missing([need], f.distributions)
+            if lacking:
+                gpu_only = bool(table[need].get("gpu_only"))
+                raise b.fail(where, needs.refusal(need, lacking[0][1], n.name, gpu_only, n.gpu_count > 0))
+
+
 def _node_file(template: str, dest: str, owner: str, mode: str = "0644", secret: bool = False) -> NodeFile:
     return NodeFile(template=template, dest=dest, mode=mode, owner=owner, secret=secret)
 
@@ -446,8 +483,20 @@ def build(
     nodes = b.chosen_nodes()
     facts = facts if facts is not None else facts_for(None, nodes, required=False)
     _check_stack(b, nodes, facts)
+    _check_needs(b, nodes, facts)
     torchrun = job.is_training
     nproc = b.nproc(nodes) if torchrun else 1
+    problem = arg_rules.check_args(
+        job.command,
+        job.args,
+        nnodes=len(nodes),
+        nproc_per_node=nproc,
+        gpus_per_node=_visible_gpus(job, nodes),
+    )
+    if problem and nodes[0].instance_type == DRY_RUN_TYPE:  # a layout for GPUs this dry run does not have
+        b.notes.append(f"{problem[0]}: {problem[1]} in this dry run; check it against a real inventory")
+    elif problem:
+        raise b.fail(*problem)
     config = b.config()
     b.gpu_only(nodes)
     b.size(nodes, nproc)
