@@ -57,14 +57,14 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     (
         "deploy-port-rendezvous",
         lambda k: aws(k, deploy_port=29500),
-        "deploy_port: 29500 lies in 29500-29600, the torchrun rendezvous range the nodes open to each other "
-        "(jobs' master_port)",
+        "deploy_port: 29500 lies in 29500-29600, the torchrun rendezvous range (jobs' master_port): a server "
+        "there takes the port a training job's rank 0 listens on; pick another, e.g. 8000",
     ),
     (
         "deploy-port-rendezvous-top",
         lambda k: aws(k, deploy_port=29600),
-        "deploy_port: 29600 lies in 29500-29600, the torchrun rendezvous range the nodes open to each other "
-        "(jobs' master_port)",
+        "deploy_port: 29600 lies in 29500-29600, the torchrun rendezvous range (jobs' master_port): a server "
+        "there takes the port a training job's rank 0 listens on; pick another, e.g. 8000",
     ),
     (
         "deploy-port-ssh",
@@ -74,7 +74,7 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     (
         "deploy-port-privileged",
         lambda k: aws(k, deploy_port=443),
-        "deploy_port: 443 is a privileged port (below 1024): swift deploy runs as the login user",
+        "deploy_port: 443 is outside 1024-65535 (below 1024 needs root); pick another, e.g. 8000",
     ),
     (
         "deploy-port-too-high",

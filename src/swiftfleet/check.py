@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from swiftfleet import paths
+from swiftfleet import paths, ports
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster, group_name, inventory_path
 from swiftfleet.table import render
@@ -138,7 +138,7 @@ def _ansible_playbook() -> str:
 
 
 def _port(report: Report) -> object:
-    return next((n["port"] for n in report["nodes"] if n.get("port")), 29500)
+    return next((n["port"] for n in report["nodes"] if n.get("port")), ports.RENDEZVOUS.start)
 
 
 def _gpus(gpus: list[dict[str, str]]) -> str:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from swiftfleet import ports
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.instance_types import INSTANCE_TYPES
 from swiftfleet.validation import parse, read_yaml
@@ -119,15 +120,9 @@ class AwsCluster(_Strict):
     @classmethod
     def _deploy_port(cls, v: int) -> int:
         # terraform/variables.tf refuses the same ports, but only at apply time.
-        if v == 22:
-            raise ValueError("22 is SSH's port (open to admin_cidrs only); pick another, e.g. 8000")
-        if v < 1024:
-            raise ValueError(f"{v} is a privileged port (below 1024): swift deploy runs as the login user")
-        if 29500 <= v <= 29600:
-            raise ValueError(
-                f"{v} lies in 29500-29600, the torchrun rendezvous range the nodes open to each other "
-                "(jobs' master_port)"
-            )
+        problem = ports.server_port_problem(v)
+        if problem:
+            raise ValueError(f"{problem}; pick another, e.g. 8000")
         return v
 
     @field_validator("public_key_file", "private_key_file")

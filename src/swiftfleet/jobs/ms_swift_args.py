@@ -16,6 +16,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple
 
+from swiftfleet import ports
+
 DATA_FILE = "ms_swift_args.json"
 
 
@@ -96,10 +98,11 @@ class Bound(NamedTuple):
 
 
 _PORT = Bound(
-    lambda p: 1024 <= p <= 65535 and not 29500 <= p <= 29600,
-    "1024-65535, outside 29500-29600",
-    "below 1024 needs root and 22 is sshd; 29500-29600 is the torchrun rendezvous range the kit's master_port "
-    "and security group use, where a server would take the port a training job's rank 0 listens on",
+    lambda p: ports.server_port_problem(int(p)) is None,
+    f"{ports.UNPRIVILEGED.start}-{ports.UNPRIVILEGED.stop - 1}, outside "
+    f"{ports.RENDEZVOUS.start}-{ports.RENDEZVOUS.stop - 1}",
+    "below 1024 needs root and 22 is sshd; the other range is torchrun's rendezvous (master_port), where a "
+    "server would take the port a training job's rank 0 listens on",
 )
 _AT_LEAST_ONE = Bound(lambda n: n >= 1, ">= 1", "each step needs at least one sample")
 # Values ms-swift accepts but that cannot train or serve, found before any node is paid for.

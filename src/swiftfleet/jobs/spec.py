@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from swiftfleet import ports
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import ms_swift_args
 from swiftfleet.jobs.refs import S3_URI, parse_dataset, parse_model
@@ -128,8 +129,13 @@ class Job(BaseModel):
         ),
     ] = None
     master_port: Annotated[
-        int, Field(ge=29500, le=29600, description="The security group opens 29500-29600.")
-    ] = 29500
+        int,
+        Field(
+            ge=ports.RENDEZVOUS.start,
+            le=ports.RENDEZVOUS.stop - 1,
+            description="The security group opens 29500-29600 between members.",
+        ),
+    ] = ports.RENDEZVOUS.start
 
     @field_validator("datasets", "val_datasets")
     @classmethod
