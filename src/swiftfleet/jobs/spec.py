@@ -51,7 +51,8 @@ MANAGED_ARGS = {
     "api_key": f"put the key in `env: {{{API_KEY_ENV}: ...}}`; it goes to a mode 0600 EnvironmentFile, never a command line",
     "host": "the server listens on 0.0.0.0; the security group decides who reaches it",
     # Secrets: config.yaml is readable by every user of the node and ms-swift logs all its arguments, so a token
-    # goes in `env` (the node's mode-0600 job.env), under the name its library reads.
+    # goes in `env` (the node's mode-0600 job.env), under the name its library reads (ms-swift 4.6.0:
+    # swift/arguments/base_args/base_args.py:140 MODELSCOPE_API_TOKEN, sft_args.py:26 SWANLAB_API_KEY).
     "hub_token": "a token goes in `env`, never in args: HF_TOKEN (hub: huggingface) or MODELSCOPE_API_TOKEN",
     "swanlab_token": "a token goes in `env`, never in args: SWANLAB_API_KEY",
     "swanlab_secret": "a secret goes in `env`, never in args; ms-swift takes this one only as an argument, "
