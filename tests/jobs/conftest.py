@@ -2,6 +2,8 @@
 model made with it. Tests that need it are marked `swift` (skipped without it outside CI: tests/conftest.py)."""
 
 import json
+import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,8 @@ import pytest
 
 from swiftfleet.jobs import ms_swift_args, node_facts
 from swiftfleet.jobs.node_facts import NodeFacts
-from tests.conftest import REPO, SWIFT_PYTHON
+from swiftfleet.jobs.plan_model import JobPlan
+from tests.conftest import REPO, SWIFT_PYTHON, free_port
 
 # One row of the messages format: what every kind's dataset check accepts.
 CHAT_ROW = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
@@ -66,3 +69,44 @@ def write_record(cluster: str, nodes: dict[str, NodeFacts]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({host: f.model_dump() for host, f in nodes.items()}))
     return path
+
+
+def run_ranks_here(job_plan: JobPlan, root: Path, home: Path) -> list[Path]:
+    """Every rank of a rendered plan as a process on this machine, the playbook's part done by hand: the uploads
+    copied into each rank's job directory under root (render_all's layout), MASTER_ADDR turned to 127.0.0.1 and a
+    free port, then run.sh started per rank. Waits for all; fails with both logs' ends unless all exit 0.
+    Returns each rank's log."""
+    port = free_port()
+    procs, logs = [], []
+    for node in job_plan.nodes:
+        job_dir = root / f"rank{node.rank}-{node.host}" / node.job_dir.lstrip("/")
+        for upload in job_plan.uploads:
+            dest = job_dir / upload.dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            copy = shutil.copytree if Path(upload.src).is_dir() else shutil.copy
+            copy(upload.src, dest)
+        env_file = job_dir / "job.env"
+        text = env_file.read_text()
+        assert f'MASTER_ADDR="{job_plan.master_addr}"' in text  # else rank 1 would wait for a rank 0 nowhere
+        env_file.write_text(
+            text.replace(f'MASTER_ADDR="{job_plan.master_addr}"', 'MASTER_ADDR="127.0.0.1"').replace(
+                f"MASTER_PORT={job_plan.master_port}", f"MASTER_PORT={port}"
+            )
+        )
+        logs.append(job_dir / f"rank{node.rank}.log")
+        with logs[-1].open("w") as out:
+            procs.append(
+                subprocess.Popen(
+                    ["bash", str(job_dir / "run.sh")],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={"PATH": os.environ["PATH"], "HOME": str(home)},
+                )
+            )
+    try:
+        codes = [p.wait(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert codes == [0] * len(procs), "".join(log.read_text()[-3000:] for log in logs)
+    return logs

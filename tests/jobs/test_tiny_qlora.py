@@ -7,8 +7,6 @@ cluster's nodes are.
 """
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,8 +14,8 @@ import pytest
 import yaml
 
 from swiftfleet.jobs import needs, plan, render, spec
-from tests.conftest import REPO, free_port
-from tests.jobs.conftest import recorded
+from tests.conftest import REPO
+from tests.jobs.conftest import recorded, run_ranks_here
 
 STACK_REPORT = REPO / "roles" / "stack_check" / "files" / "stack_report.py"
 
@@ -55,43 +53,8 @@ def test_tiny_qlora_trains_on_two_cpu_ranks(
     }
     job_plan = plan.build(job, nodes, "tiny-qlora", facts)
     render.render_all(job_plan, tmp_path / "nodes")
-    port = free_port()
-    procs, logs = [], []
-    for node in job_plan.nodes:
-        job_dir = tmp_path / "nodes" / f"rank{node.rank}-{node.host}" / node.job_dir.lstrip("/")
-        for upload in job_plan.uploads:  # what the playbook copies to every node
-            dest = job_dir / upload.dest
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            copy = shutil.copytree if Path(upload.src).is_dir() else shutil.copy
-            copy(upload.src, dest)
-        env_file = job_dir / "job.env"
-        text = env_file.read_text()
-        assert (
-            f'MASTER_ADDR="{job_plan.master_addr}"' in text
-        )  # else rank 1 would wait for an unreachable rank 0
-        env_file.write_text(
-            text.replace(f'MASTER_ADDR="{job_plan.master_addr}"', 'MASTER_ADDR="127.0.0.1"').replace(
-                "MASTER_PORT=29500", f"MASTER_PORT={port}"
-            )
-        )
-        log = job_dir / f"rank{node.rank}.log"
-        logs.append(log)
-        with log.open("w") as out:
-            procs.append(
-                subprocess.Popen(
-                    ["bash", str(job_dir / "run.sh")],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
-                )
-            )
-    try:
-        codes = [p.wait(timeout=600) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
+    logs = run_ranks_here(job_plan, tmp_path / "nodes", tmp_path)
     texts = [log.read_text() for log in logs]
-    assert codes == [0, 0], texts[0][-3000:] + texts[1][-3000:]
     for rank, text in enumerate(texts):
         assert f"rank: {rank}, local_rank: 0, world_size: 2, local_world_size: 1" in text
         assert "Linear4bit" in text  # the base model's linear layers really are bitsandbytes 4-bit

@@ -2,16 +2,13 @@
 wrote for it, from its own job directory, with its own job.env. Only MASTER_ADDR is changed, to 127.0.0.1 (both
 "nodes" are this machine; on a cluster it is rank 0's private IP), and the port is taken free."""
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from swiftfleet.jobs import plan, render, spec
-from tests.conftest import REPO, free_port
-from tests.jobs.conftest import recorded
+from tests.conftest import REPO
+from tests.jobs.conftest import recorded, run_ranks_here
 
 
 @pytest.mark.swift
@@ -24,42 +21,8 @@ def test_tiny_lora_trains_on_two_ranks(tiny: Path, swift_python: Path, tmp_path:
     facts = {n.name: recorded(tmp_path, swift_python.parent.parent) for n in nodes}
     job_plan = plan.build(spec.load_job(REPO / "jobs" / "tiny-lora.yml"), nodes, "tiny", facts)
     render.render_all(job_plan, tmp_path / "nodes")
-    port = free_port()
-    procs, logs = [], []
-    for node in job_plan.nodes:
-        job_dir = tmp_path / "nodes" / f"rank{node.rank}-{node.host}" / node.job_dir.lstrip("/")
-        for upload in job_plan.uploads:  # what the playbook copies to every node
-            dest = job_dir / upload.dest
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            copy = shutil.copytree if Path(upload.src).is_dir() else shutil.copy
-            copy(upload.src, dest)
-        env_file = job_dir / "job.env"
-        text = env_file.read_text()
-        assert f'MASTER_ADDR="{job_plan.master_addr}"' in text
-        env_file.write_text(
-            text.replace(f'MASTER_ADDR="{job_plan.master_addr}"', 'MASTER_ADDR="127.0.0.1"').replace(
-                "MASTER_PORT=29500", f"MASTER_PORT={port}"
-            )
-        )
-        log = job_dir / f"rank{node.rank}.log"
-        logs.append(log)
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-        }
-        with log.open("w") as out:
-            procs.append(
-                subprocess.Popen(
-                    ["bash", str(job_dir / "run.sh")], stdout=out, stderr=subprocess.STDOUT, env=env
-                )
-            )
-    try:
-        codes = [p.wait(timeout=600) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
+    logs = run_ranks_here(job_plan, tmp_path / "nodes", tmp_path)
     texts = [log.read_text() for log in logs]
-    assert codes == [0, 0], texts[0][-3000:] + texts[1][-3000:]
     for rank, text in enumerate(texts):
         assert f"rank: {rank}, local_rank: 0, world_size: 2, local_world_size: 1" in text
         assert "torch.distributed.run --nproc_per_node 1" in text  # ms-swift re-exec'd under torchrun
