@@ -5,10 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.jobs.conftest import CHAT_ROW
-from tests.jobs.test_bad_jobs import _render, gpu_cluster, sft, with_args  # noqa: F401 (the fixture)
+from tests.jobs.test_bad_jobs import assert_refused_in_one_line, gpu_cluster, sft, with_args  # noqa: F401 (the fixture)
 from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
 
 
@@ -114,17 +112,4 @@ def test_bad_arg_is_one_clear_line(  # type: ignore[no-untyped-def]
     gpu_cluster: str,  # noqa: F811
     tripwire: Tripwire,  # noqa: F811
 ) -> None:
-    data = tmp_path / "train.jsonl"
-    data.write_text(CHAT_ROW)
-    job_file = tmp_path / f"{case}.yml"
-    job_file.write_text(yaml.safe_dump(content(data)))
-    res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith(f"swiftfleet: job file {job_file}: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    assert not (tmp_path / "out").exists()
-    assert tripwire.connections == 0
-    assert not tripwire.calls.exists(), tripwire.calls.read_text()
+    assert_refused_in_one_line(case, content, words, tmp_path, gpu_cluster, tripwire)

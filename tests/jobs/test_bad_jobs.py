@@ -186,11 +186,19 @@ def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
     gpu_cluster: str,
     tripwire: Tripwire,  # noqa: F811
 ) -> None:
+    assert_refused_in_one_line(case, content, words, tmp_path, gpu_cluster, tripwire)
+
+
+def assert_refused_in_one_line(  # type: ignore[no-untyped-def]
+    case: str, content, words: list[str], tmp_path: Path, cluster: str, wire: Tripwire
+) -> None:
+    """The job file content(dataset path) makes is refused by `swiftfleet render` in one line holding every word,
+    with nothing rendered and no host, cloud or engine reached."""
     data = tmp_path / "train.jsonl"
     data.write_text(CHAT_ROW)
     job_file = tmp_path / f"{case}.yml"
     job_file.write_text(yaml.safe_dump(content(data)))
-    res = _render(job_file, gpu_cluster, tmp_path / "out", tripwire)
+    res = _render(job_file, cluster, tmp_path / "out", wire)
     assert res.returncode == 2, (res.stdout, res.stderr)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
@@ -198,8 +206,8 @@ def test_bad_job_is_one_clear_line(  # type: ignore[no-untyped-def]
     for word in words:
         assert word in lines[0], (word, lines[0])
     assert not (tmp_path / "out").exists()
-    assert tripwire.connections == 0
-    assert not tripwire.calls.exists(), tripwire.calls.read_text()
+    assert wire.connections == 0
+    assert not wire.calls.exists(), wire.calls.read_text()
 
 
 def test_good_twin_renders(tmp_path: Path, gpu_cluster: str, tripwire: Tripwire) -> None:  # noqa: F811
