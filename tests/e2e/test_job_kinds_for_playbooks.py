@@ -28,6 +28,7 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ckpt = tmp_path / "outputs" / "lora" / "output" / run / f"checkpoint-{step}"
         ckpt.mkdir(parents=True)
         (ckpt / "adapter_model.safetensors").write_text("x")
+        (ckpt / "adapter_config.json").write_text("{}")
     return tmp_path
 
 
@@ -54,8 +55,9 @@ def test_export_merges_the_newest_checkpoint_of_a_training_job(trained: Path) ->
         ({"checkpoint": "nope"}, "job: checkpoint: no checkpoint-N under"),
         (
             {"checkpoint": "./missing-dir"},
-            "job: checkpoint: './missing-dir' is not a checkpoint directory here",
+            "job: checkpoint: './missing-dir' is not a LoRA checkpoint here (no adapter_config.json)",
         ),
+        ({"checkpoint": "org/adapter"}, "job: checkpoint: 'org/adapter' is neither a local directory"),
         (
             {"checkpoint": "lora", "args": {"adapters": ["x"]}},
             "give the checkpoint or args.adapters, not both",

@@ -1,4 +1,4 @@
-"""Rules between arguments and the world a job runs in (arg_rules.check_args), as pure unit tests."""
+"""Rules between arguments and the world a job runs in (arg_rules.check_steps, check_layout), as pure unit tests."""
 
 from pathlib import Path
 from typing import Any
@@ -6,18 +6,20 @@ from typing import Any
 import pytest
 import yaml
 
-from swiftfleet.jobs.arg_rules import check_args
+from swiftfleet.jobs.arg_rules import check_layout, check_steps
 from tests.conftest import REPO
 
 
 def _check(command: str, args: dict[str, Any], nnodes: int = 2, nproc: int = 4, gpus: int = 4) -> Any:
-    return check_args(command, args, nnodes=nnodes, nproc_per_node=nproc, gpus_per_node=gpus)
+    return check_steps(command, args) or check_layout(
+        command, args, nnodes=nnodes, nproc_per_node=nproc, gpus_per_node=gpus
+    )
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "jobs").glob("**/*.yml")), ids=lambda p: p.stem)
 def test_examples_pass(path: Path) -> None:
     job = yaml.safe_load(path.read_text())["job"]
-    assert check_args(job["kind"], job.get("args", {}), nnodes=2, nproc_per_node=8, gpus_per_node=8) is None
+    assert _check(job["kind"], job.get("args", {}), nproc=8, gpus=8) is None
 
 
 def test_tensor_parallel_must_divide_the_world() -> None:

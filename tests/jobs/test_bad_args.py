@@ -65,7 +65,7 @@ CASES = [
         lambda d: sft(d, kind="swift rlhf", rlhf_type="grpo", args={"vllm_server_port": [29501]}),
         ["args.vllm_server_port", "29501 is out of range"],
     ),
-    # Cross-argument rules: arg_rules.check_args, which plan.py calls.
+    # Cross-argument rules: arg_rules.check_steps and check_layout, which plan.py calls.
     pytest.param(
         "epochs-without-steps",
         lambda d: with_args(d, num_train_epochs=-1),

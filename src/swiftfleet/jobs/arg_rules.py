@@ -1,6 +1,6 @@
 """Rules between a job's ms-swift arguments and the cluster it runs on, which no single value shows.
 
-ms_swift_args.check_value() judges each value alone; check_args() sees them together with the world the job gets
+ms_swift_args.check_value() judges each value alone; check_steps() and check_layout() see them together with the world the job gets
 (nodes x processes per node, and the GPUs per node), so a job that would fail at ms-swift's or megatron-core's
 start-up fails here, before any node is paid for. Arguments a job leaves out count with ms-swift's default.
 """
@@ -27,7 +27,7 @@ def _number(value: Any) -> float:
     return float(str(value))
 
 
-def _steps(command: str, args: Mapping[str, Any]) -> Problem | None:
+def check_steps(command: str, args: Mapping[str, Any]) -> Problem | None:
     """Bounds lifted by a positive step count (ms_swift_args.BOUNDS `unless`), and streaming's need of one."""
     names = ms_swift_args.names(command)
     for arg, bound in ms_swift_args.BOUNDS.items():
@@ -119,14 +119,13 @@ def _vllm(command: str, args: Mapping[str, Any], gpus_per_node: int) -> Problem 
     return f"args.{where}", f"{product} needs {need} GPUs on one node, the nodes have {gpus_per_node}"
 
 
-def check_args(
+def check_layout(
     command: str, args: Mapping[str, Any], *, nnodes: int, nproc_per_node: int, gpus_per_node: int
 ) -> Problem | None:
-    """The first problem between the job's arguments (already accepted one by one by spec) and the world it runs
-    in, as (where, message), else None. gpus_per_node 0 is a CPU node: no GPU arithmetic, the world's still."""
-    problem = _steps(command, args)
-    if problem is None and command.startswith("megatron"):
-        problem = _megatron(command, args, nnodes, nproc_per_node)
+    """The first problem between the job's parallel layout and the world it runs in (nodes x processes per node,
+    GPUs per node), as (where, message), else None. gpus_per_node 0 is a CPU node: no GPU arithmetic, the
+    world's still."""
+    problem = _megatron(command, args, nnodes, nproc_per_node) if command.startswith("megatron") else None
     if problem is None and gpus_per_node > 0:
         problem = _vllm(command, args, gpus_per_node)
     return problem

@@ -10,6 +10,7 @@ applies the field's type to each word.
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Callable
 from functools import cache
@@ -94,7 +95,7 @@ class Bound(NamedTuple):
     ok: Callable[[float], bool]
     need: str  # what the value must be, for the message
     why: str
-    unless: tuple[str, ...] = ()  # a positive value of one of these lifts the bound (arg_rules.check_args)
+    unless: tuple[str, ...] = ()  # a positive value of one of these lifts the bound (arg_rules.check_steps)
 
 
 _PORT = Bound(
@@ -105,6 +106,8 @@ _PORT = Bound(
     "server would take the port a training job's rank 0 listens on",
 )
 _AT_LEAST_ONE = Bound(lambda n: n >= 1, ">= 1", "each step needs at least one sample")
+# A parallel group of fewer than one GPU is no layout (megatron-core and vLLM divide by these sizes).
+_GROUP = Bound(lambda n: n >= 1, ">= 1", "a parallel group holds at least one GPU")
 # Values ms-swift accepts but that cannot train or serve, found before any node is paid for.
 BOUNDS: dict[str, Bound] = {
     "learning_rate": Bound(lambda x: x > 0, "> 0", "a zero or negative step size never learns"),
@@ -127,6 +130,19 @@ BOUNDS: dict[str, Bound] = {
     "global_batch_size": _AT_LEAST_ONE,
     "gradient_accumulation_steps": Bound(
         lambda n: n >= 1, ">= 1", "an optimizer step needs at least one batch"
+    ),
+    **dict.fromkeys(
+        (
+            "tensor_model_parallel_size",
+            "pipeline_model_parallel_size",
+            "context_parallel_size",
+            "expert_model_parallel_size",
+            "expert_tensor_parallel_size",
+            "vllm_tensor_parallel_size",
+            "vllm_pipeline_parallel_size",
+            "vllm_data_parallel_size",
+        ),
+        _GROUP,
     ),
     "port": _PORT,
     "vllm_server_port": _PORT,
@@ -190,9 +206,12 @@ def _type_problem(arg: str, kind: str, value: object) -> str | None:
         return None
     parse, need, name = _PARSERS[kind]
     try:
-        parse(str(value))
+        parsed = parse(str(value))
     except ValueError:
         return f"{value!r} is not {need} ({arg} is {name})"
+    # argparse takes inf and nan, and the config.yaml ms-swift reads would hold null instead
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        return f"{value!r} is not a finite number ({arg} is {name})"
     return None
 
 

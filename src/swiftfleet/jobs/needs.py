@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion
 
 from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
+from swiftfleet.jobs import ms_swift_args
 from swiftfleet.jobs.spec import load_job
 
 VARS_FILE = paths.REPO_ROOT / "roles" / "ms_swift" / "vars" / "main.yml"
@@ -62,8 +63,11 @@ def extra_table() -> dict[str, dict[str, Any]]:
 
 
 def _on(value: object) -> bool:
-    """A boolean ms-swift argument as the job file may spell it (true, "true", 1)."""
-    return str(value).lower() in {"true", "1"}
+    """A boolean ms-swift argument as ms-swift's parser reads it (true, "yes", "y", 1, ...)."""
+    try:
+        return ms_swift_args.string_to_bool(str(value))
+    except ValueError:
+        return False  # not a boolean: check_value refuses it
 
 
 def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str, str]:

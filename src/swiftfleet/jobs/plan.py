@@ -226,6 +226,11 @@ class _Builder:
         text = self.job.checkpoint
         if text is None:
             return {}
+        if not text.startswith(LOCAL_PREFIXES) and "/" in text:
+            raise self.fail(
+                "checkpoint",
+                f"{text!r} is neither a local directory (start it with ./, / or ~) nor a job's name",
+            )
         ckpt = (
             Path(text).expanduser()
             if text.startswith(LOCAL_PREFIXES)
@@ -235,8 +240,8 @@ class _Builder:
             raise self.fail(
                 "checkpoint", f"no checkpoint-N under {outputs_dir(text)} (train {text!r} with output: fetch)"
             )
-        if not (ckpt.is_dir() and any(ckpt.iterdir())):
-            raise self.fail("checkpoint", f"{text!r} is not a checkpoint directory here")
+        if not (ckpt / "adapter_config.json").is_file():  # what peft saves with every LoRA checkpoint
+            raise self.fail("checkpoint", f"{text!r} is not a LoRA checkpoint here (no adapter_config.json)")
         self.uploads.append({"src": str(ckpt.resolve()), "dest": f"adapters/{ckpt.name}"})
         return {"adapters": [f"adapters/{ckpt.name}"]}
 
@@ -258,10 +263,16 @@ class _Builder:
             out[name] = opts
         return out
 
-    def check_data(self, ref: Ref) -> None:
+    def check_data(self, ref: Ref, field: str) -> None:
         """A local dataset file is read here, before it is copied to every node: a bad row is one line, file:line."""
         path = Path(ref.path).expanduser()
-        if ref.source != "local" or not path.is_file():
+        if ref.source != "local":
+            return
+        if path.is_dir() and not any(path.iterdir()):
+            raise self.fail(field, f"{ref.path!r} is an empty directory")
+        if not (path.is_dir() or path.is_file()):
+            raise self.fail(field, f"{ref.path!r} is neither a file nor a directory")
+        if path.is_dir():
             return
         if "columns" in self.job.args:  # renamed fields: ms-swift maps them, the field check cannot know them
             self.notes.append(f"{ref.path}: fields not checked (args.columns renames them)")
@@ -269,11 +280,13 @@ class _Builder:
         try:
             dataset_check.check_dataset(path, self.job.command, self.job.rlhf_type)
         except ValueError as exc:
-            raise self.fail("datasets", str(exc)) from None
+            raise self.fail(field, str(exc)) from None
 
     def carry(self, arg: str, value: Any) -> Any:
         """An argument naming models or files: each goes with the job, and the argument names it on the node."""
         items = value if isinstance(value, list) else [value]
+        if arg in MODEL_ARGS and not all(isinstance(text, str) for text in items):
+            raise self.fail(f"args.{arg}", f"{value!r}: name models by hub id, s3:// URI or local directory")
         carried = [
             self.carry_one(arg, text, f"{arg}-{i}" if len(items) > 1 else arg)
             if isinstance(text, str)
@@ -332,7 +345,7 @@ class _Builder:
             if refs:
                 parsed = [parse_dataset(r) for r in refs]
                 for ref in parsed:
-                    self.check_data(ref)
+                    self.check_data(ref, f"{key}s")
                 cfg[key] = [self.place(r, f"data/{i}-{r.basename}") for i, r in enumerate(parsed)]
         cfg.update(job.args)
         cfg.update({arg: self.carry(arg, value) for arg, value in job.args.items() if arg in CARRIED_ARGS})
@@ -486,17 +499,20 @@ def build(
     _check_needs(b, nodes, facts)
     torchrun = job.is_training
     nproc = b.nproc(nodes) if torchrun else 1
-    problem = arg_rules.check_args(
+    steps = arg_rules.check_steps(job.command, job.args)
+    if steps:
+        raise b.fail(*steps)
+    layout = arg_rules.check_layout(
         job.command,
         job.args,
         nnodes=len(nodes),
         nproc_per_node=nproc,
         gpus_per_node=_visible_gpus(job, nodes),
     )
-    if problem and nodes[0].instance_type == DRY_RUN_TYPE:  # a layout for GPUs this dry run does not have
-        b.notes.append(f"{problem[0]}: {problem[1]} in this dry run; check it against a real inventory")
-    elif problem:
-        raise b.fail(*problem)
+    if layout and nodes[0].instance_type == DRY_RUN_TYPE:  # a layout for GPUs this dry run does not have
+        b.notes.append(f"{layout[0]}: {layout[1]} in this dry run; check it against a real inventory")
+    elif layout:
+        raise b.fail(*layout)
     config = b.config()
     b.gpu_only(nodes)
     b.size(nodes, nproc)
