@@ -109,7 +109,11 @@ def render_cmd(job_file: Path, cluster_name: str | None, node_count: int | None,
     facts = plan.facts_for(cluster_name, nodes, required=False)
     job_plan = plan.build(job, nodes, f"job file {job_file}", facts)
     out = out or Path("build") / "render" / job.name
-    for path in render.render_all(job_plan, out):
+    try:
+        written = render.render_all(job_plan, out)
+    except OSError as exc:
+        raise SwiftfleetError(f"render: cannot write under {out}: {exc.strerror} ({exc.filename})") from None
+    for path in written:
         click.echo(path)
     if cluster_name is None or node_facts.load(cluster_name) is None:
         click.echo(

@@ -126,30 +126,40 @@ def read_inventory(cluster: str) -> Cluster:
         raise SwiftfleetError(
             f"no inventory for cluster {cluster!r} at {path}: run `make cluster-up` first"
         ) from None
-    group = data["all"]["children"][group_name(cluster)]
-    nodes = [
-        Node(
-            name=name,
-            rank=h["node_rank"],
-            ansible_host=h["ansible_host"],
-            private_ip=h["private_ip"],
-            ssh_user=h["ansible_user"],
-            ssh_key=Path(h["ansible_ssh_private_key_file"]),
-            ssh_port=h["ansible_port"],
-            gpu_count=h["gpu_count"],
-            gpu_memory_gib=h["gpu_memory_gib"],
-            instance_type=h["instance_type"],
-            instance_id=h["instance_id"],
-            availability_zone=h["availability_zone"],
+    except (yaml.YAMLError, UnicodeDecodeError):
+        data = None
+    try:
+        group = data["all"]["children"][group_name(cluster)]
+        nodes = [
+            Node(
+                name=name,
+                rank=h["node_rank"],
+                ansible_host=h["ansible_host"],
+                private_ip=h["private_ip"],
+                ssh_user=h["ansible_user"],
+                ssh_key=Path(h["ansible_ssh_private_key_file"]),
+                ssh_port=h["ansible_port"],
+                gpu_count=h["gpu_count"],
+                gpu_memory_gib=h["gpu_memory_gib"],
+                instance_type=h["instance_type"],
+                instance_id=h["instance_id"],
+                availability_zone=h["availability_zone"],
+            )
+            for name, h in group["hosts"].items()
+        ]
+        return Cluster(
+            name=cluster,
+            provider=group["vars"]["swiftfleet_provider"],
+            nodes=nodes,
+            deploy_port=group["vars"].get("swiftfleet_deploy_port"),
         )
-        for name, h in group["hosts"].items()
-    ]
-    return Cluster(
-        name=cluster,
-        provider=group["vars"]["swiftfleet_provider"],
-        nodes=nodes,
-        deploy_port=group["vars"].get("swiftfleet_deploy_port"),
-    )
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:  # ValidationError is a ValueError
+        # Edited by hand or written by another tool: the kit cannot tell which nodes it holds.
+        raise SwiftfleetError(
+            f"inventory {path} is not one `cluster up` wrote for {cluster!r} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "run `make cluster-up` again"
+        ) from None
 
 
 def remove_inventory(cluster: str) -> None:

@@ -37,6 +37,8 @@ FILE_ARGS = frozenset(
 DIR_ARGS = frozenset(
     {"mcore_model", "mcore_ref_model", "mcore_adapter", "adapters", "ref_adapters", "teacher_adapters"}
 )
+# Kinds that serve a model or talk to a server: the API key (env SWIFT_API_KEY) is theirs.
+SERVED = frozenset({"swift deploy", "swift eval"})
 SAVES_CHECKPOINTS = frozenset({"swift sft", "swift pt", "swift rlhf"})
 CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
 # A FILE_ARGS value ending so is a file name, never a preset: without ./ it would be looked for on the node.
@@ -496,6 +498,8 @@ def build(
     nodes = b.chosen_nodes()
     facts = facts if facts is not None else facts_for(None, nodes, required=False)
     _check_stack(b, nodes, facts)
+    if API_KEY_ENV in job.env and job.command not in SERVED:
+        raise b.fail(f"env.{API_KEY_ENV}", f"only {' and '.join(sorted(SERVED))} jobs use the API key")
     _check_needs(b, nodes, facts)
     torchrun = job.is_training
     nproc = b.nproc(nodes) if torchrun else 1
@@ -519,7 +523,7 @@ def build(
     env, prefetch_env = hub_env(job, b.prefetch)
     program, sub = job.command.split(" ", 1)
     out = job.output or ("fetch" if job.command != "swift deploy" else None)
-    served = job.command in ("swift deploy", "swift eval")
+    served = job.command in SERVED
     plan_nodes = []
     for n in nodes:
         f = facts[n.name]
