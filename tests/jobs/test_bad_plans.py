@@ -32,6 +32,11 @@ def _broken(d: Path) -> str:
     return str(d.parent / "val.jsonl")
 
 
+def _upper(d: Path) -> str:
+    (d.parent / "chat.JSONL").write_text(d.read_text())
+    return str(d.parent / "chat.JSONL")
+
+
 CASES = [
     ("megatron-tp-0", lambda d: sft(d, kind="megatron sft", args={"tensor_model_parallel_size": 0}),
      ["args.tensor_model_parallel_size", "must be >= 1"]),
@@ -49,6 +54,8 @@ CASES = [
      ["checkpoint", "not a LoRA checkpoint here (no adapter_config.json)"]),
     ("checkpoint-hub-id", lambda d: _serve("swift deploy", checkpoint="org/adapter"),
      ["checkpoint", "neither a local directory"]),
+    ("dataset-upper-suffix", lambda d: sft(d, datasets=[_upper(d)]), ["datasets", "ms-swift reads no .JSONL files"]),
+    ("tuner-type-typo", lambda d: with_args(d, tuner_type="lorra"), ["args.tuner_type", "did you mean 'lora'"]),
     ("api-key-on-training", lambda d: sft(d, env={"SWIFT_API_KEY": "k"}),
      ["env.SWIFT_API_KEY", "only swift deploy and swift eval jobs use the API key"]),
 ]  # fmt: skip

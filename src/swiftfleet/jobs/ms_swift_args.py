@@ -174,6 +174,24 @@ ATTN_IMPLS = (
     "flash_attention_4",
     "paged|eager",
 )
+# swift/arguments/base_args/base_args.py:56-58 (4.6.0) get_supported_tuners(): the built-in names and
+# swift.tuners' tuners_map (dummy, ia3, lora_llm). A tuner that an external plugin registers is not known here.
+TUNERS = frozenset(
+    {
+        "lora",
+        "full",
+        "longlora",
+        "adalora",
+        "llamapro",
+        "adapter",
+        "vera",
+        "boft",
+        "fourierft",
+        "reft",
+        "bone",
+    }
+    | {"dummy", "ia3", "lora_llm"}
+)
 # A hub kernel, org/repo[@revision][:name] (transformers 5.19 integrations/hub_kernels.py:811).
 _HUB_KERNEL = re.compile(r"^[^/:]+/[^/:]+(?:@[^/:]+)?(?::[^/:]+)?$")
 
@@ -195,6 +213,8 @@ def _documented_choice(arg: str, value: object) -> str | None:
             f"{value!r} is not a DeepSpeed preset ({', '.join(DEEPSPEED_PRESETS)}), a *.json config path or a "
             f"JSON object{suggest(text, list(DEEPSPEED_PRESETS))}"
         )
+    if arg == "tuner_type" and text not in TUNERS:
+        return f"{value!r} is not one of ms-swift's tuners {sorted(TUNERS)}{suggest(text, sorted(TUNERS))}"
     if arg == "attn_impl" and text not in ATTN_IMPLS and not _HUB_KERNEL.match(text):
         return f"{value!r} is not one of {list(ATTN_IMPLS)} or a hub kernel (org/repo){suggest(text, list(ATTN_IMPLS))}"
     return None

@@ -276,6 +276,11 @@ class _Builder:
             raise self.fail(field, f"{ref.path!r} is neither a file nor a directory")
         if path.is_dir():
             return
+        if path.suffix != path.suffix.lower():
+            # ms-swift picks the reader by the extension as written (swift/dataset/loader.py:52-59, 4.6.0)
+            raise self.fail(
+                field, f"{ref.path!r}: ms-swift reads no {path.suffix} files; name it {path.suffix.lower()}"
+            )
         if "columns" in self.job.args:  # renamed fields: ms-swift maps them, the field check cannot know them
             self.notes.append(f"{ref.path}: fields not checked (args.columns renames them)")
             return
