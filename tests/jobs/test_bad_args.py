@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.jobs.test_bad_jobs import assert_refused_in_one_line, gpu_cluster, sft, with_args  # noqa: F401 (the fixture)
+from tests.jobs.test_bad_plans import PLAN_CASES
 from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
 
 
@@ -103,7 +104,9 @@ def _id(case: Any) -> str:
     return str(case.values[0] if hasattr(case, "values") else case[0])
 
 
-@pytest.mark.parametrize(("case", "content", "words"), CASES, ids=[_id(c) for c in CASES])
+@pytest.mark.parametrize(
+    ("case", "content", "words"), CASES + PLAN_CASES, ids=[_id(c) for c in CASES + PLAN_CASES]
+)
 def test_bad_arg_is_one_clear_line(  # type: ignore[no-untyped-def]
     case,
     content,

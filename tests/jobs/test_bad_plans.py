@@ -1,5 +1,6 @@
 """Inputs an independent tester found that once ended in a traceback or were taken: each is now one line from
-`swiftfleet render`, with nothing written and no host, cloud or engine reached (or, in a dry run, a note)."""
+`swiftfleet render`, with nothing written and no host, cloud or engine reached (or, in a dry run, a note).
+The job-file cases (PLAN_CASES) run in tests/jobs/test_bad_args.py."""
 
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ def _upper(d: Path) -> str:
     return str(d.parent / "chat.JSONL")
 
 
-CASES = [
+# Refused through `swiftfleet render` by tests/jobs/test_bad_args.py, with its cases.
+PLAN_CASES = [
     ("megatron-tp-0", lambda d: sft(d, kind="megatron sft", args={"tensor_model_parallel_size": 0}),
      ["args.tensor_model_parallel_size", "must be >= 1"]),
     ("megatron-ep-negative", lambda d: sft(d, kind="megatron sft", args={"expert_model_parallel_size": -1}),
@@ -59,18 +61,6 @@ CASES = [
     ("api-key-on-training", lambda d: sft(d, env={"SWIFT_API_KEY": "k"}),
      ["env.SWIFT_API_KEY", "only swift deploy and swift eval jobs use the API key"]),
 ]  # fmt: skip
-
-
-@pytest.mark.parametrize(("case", "content", "words"), CASES, ids=[c[0] for c in CASES])
-def test_bad_plan_is_one_clear_line(  # type: ignore[no-untyped-def]
-    case,
-    content,
-    words,
-    tmp_path: Path,
-    gpu_cluster: str,  # noqa: F811
-    tripwire: Tripwire,  # noqa: F811
-) -> None:
-    assert_refused_in_one_line(case, content, words, tmp_path, gpu_cluster, tripwire)
 
 
 def test_a_step_rule_is_refused_in_a_dry_run_too(tmp_path: Path) -> None:
