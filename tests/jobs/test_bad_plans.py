@@ -57,6 +57,8 @@ PLAN_CASES = [
     ("checkpoint-hub-id", lambda d: _serve("swift deploy", checkpoint="org/adapter"),
      ["checkpoint", "neither a local directory"]),
     ("dataset-upper-suffix", lambda d: sft(d, datasets=[_upper(d)]), ["datasets", "ms-swift reads no .JSONL files"]),
+    ("bnb-3-bits", lambda d: with_args(d, quant_method="bnb", quant_bits=3), ["args.quant_bits", "4 or 8 bits only"]),
+    ("bnb-no-bits", lambda d: with_args(d, quant_method="bnb"), ["args.quant_method", "set quant_bits"]),
     ("tuner-type-typo", lambda d: with_args(d, tuner_type="lorra"), ["args.tuner_type", "did you mean 'lora'"]),
     ("api-key-on-training", lambda d: sft(d, env={"SWIFT_API_KEY": "k"}),
      ["env.SWIFT_API_KEY", "only swift deploy and swift eval jobs use the API key"]),

@@ -54,6 +54,20 @@ def check_steps(command: str, args: Mapping[str, Any]) -> Problem | None:
     return None
 
 
+def check_quant(command: str, args: Mapping[str, Any]) -> Problem | None:
+    """Quantizing on load: swift/arguments/base_args/quant_args.py:46-57 (4.6.0) wants quant_bits for bnb, hqq,
+    eetq and quanto, and bnb loads 4 or 8 bits only ("bnb not support quant_bits")."""
+    method = args.get("quant_method")
+    if method not in ("bnb", "hqq", "eetq", "quanto") or command == "swift export":
+        return None
+    bits = args.get("quant_bits")
+    if bits is None:
+        return "args.quant_method", f"{method} quantizes on load to quant_bits bits: set quant_bits"
+    if method == "bnb" and str(bits) not in ("4", "8"):
+        return "args.quant_bits", f"{bits!r}: bnb loads 4 or 8 bits only"
+    return None
+
+
 def _megatron(command: str, args: Mapping[str, Any], nnodes: int, nproc_per_node: int) -> Problem | None:
     """megatron-core's parallel layout and ms-swift's batch arithmetic for the world size."""
     world = nnodes * nproc_per_node

@@ -508,9 +508,9 @@ def build(
     _check_needs(b, nodes, facts)
     torchrun = job.is_training
     nproc = b.nproc(nodes) if torchrun else 1
-    steps = arg_rules.check_steps(job.command, job.args)
-    if steps:
-        raise b.fail(*steps)
+    problem = arg_rules.check_steps(job.command, job.args) or arg_rules.check_quant(job.command, job.args)
+    if problem:
+        raise b.fail(*problem)
     layout = arg_rules.check_layout(
         job.command,
         job.args,
