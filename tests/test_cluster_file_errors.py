@@ -219,6 +219,65 @@ def test_unreadable_and_invalid_cluster_files(tmp_path: Path, tripwire: Tripwire
     assert not tripwire.calls.exists()
 
 
+# (case id, which file, its bytes, the line after "swiftfleet: <what> PATH: "): what the shared YAML reader
+# (validation.read_yaml) refuses before any setting is looked at, for cluster files and job files alike.
+RAW_CASES = [
+    (
+        "cluster-key-twice",
+        "cluster file",
+        b"provider: local\nnode_count: 2\nname: mine\nnode_count: 3\n",
+        "node_count: given twice (lines 2 and 4); YAML would silently keep the last, so keep one",
+    ),
+    (
+        "job-kind-twice",
+        "job file",
+        b"job:\n  name: x\n  kind: swift sft\n  model: Qwen/Qwen2.5-7B-Instruct\n  kind: swift pt\n",
+        "kind: given twice (lines 3 and 5); YAML would silently keep the last, so keep one",
+    ),
+    (
+        "job-arg-twice-in-a-flow-mapping",
+        "job file",
+        b"job:\n  name: x\n  kind: swift sft\n  args: {lora_rank: 8, lora_rank: 16}\n",
+        "lora_rank: given twice (line 4); YAML would silently keep the last, so keep one",
+    ),
+    (
+        "cluster-random-bytes",
+        "cluster file",
+        bytes(range(256)),
+        "not UTF-8 text (line 2); save it as UTF-8",
+    ),
+    (
+        "job-latin-1",
+        "job file",
+        "job:\n  name: caf\xe9\n".encode("latin-1"),
+        "not UTF-8 text (line 2); save it as UTF-8",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "what", "raw", "expected"), RAW_CASES, ids=[c[0] for c in RAW_CASES])
+def test_file_yaml_would_misread_is_one_line(
+    case: str, what: str, raw: bytes, expected: str, tmp_path: Path, tripwire: Tripwire
+) -> None:
+    path = tmp_path / f"{case}.yml"
+    path.write_bytes(raw)
+    command = ["cluster", "up", "--yes", "--config"] if what == "cluster file" else ["render", "--nodes", "1"]
+    res = run_cli(*command, str(path), env=tripwire.env())
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stderr.strip().splitlines() == [f"swiftfleet: {what} {path}: {expected}"]
+    assert tripwire.connections == 0
+    assert not tripwire.calls.exists(), tripwire.calls.read_text()
+
+
+def test_merge_keys_override_without_a_duplicate(tmp_path: Path) -> None:
+    """`<<: *anchor` then a key of the anchor's is YAML's override by design, not a key given twice."""
+    from swiftfleet.validation import read_yaml
+
+    path = tmp_path / "merge.yml"
+    path.write_text("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  a: 3\n")
+    assert read_yaml(path, "cluster file") == {"base": {"a": 1, "b": 2}, "other": {"a": 3, "b": 2}}
+
+
 def test_shipped_aws_example_is_accepted(keys: Path) -> None:
     """The positive twin of the cases above: the shipped example, with the reader's own key, loads."""
     from swiftfleet.settings import AwsCluster, load_cluster

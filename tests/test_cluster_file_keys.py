@@ -1,6 +1,7 @@
 """Unknown keys in a cluster file named with the closest setting, and the settings Terraform's own validation
 (terraform/variables.tf) would refuse only at `terraform apply`: one line, exit 2, before any call."""
 
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +85,68 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     (
         "zone-of-another-region",
         lambda k: aws(k, availability_zones=["us-east-1a", "us-west-2b"]),
-        "file: availability_zones: us-west-2b does not lie in region us-east-1",
+        "availability_zones: us-west-2b does not lie in region us-east-1",
+    ),
+    (
+        "subnet-with-two-azs",  # a model validator's error names its field, not `file`
+        lambda k: aws(k, subnet_id="subnet-0abc", availability_zones=["us-east-1a", "us-east-1b"]),
+        "availability_zones: subnet_id pins one AZ: give at most one entry with it",
+    ),
+    (
+        "admin-cidrs-open",  # README's example line
+        lambda k: aws(k, admin_cidrs=["0.0.0.0/0"]),
+        "admin_cidrs: 0.0.0.0/0 opens SSH to the whole internet; name your own CIDR or set "
+        "allow_ssh_from_anywhere: true",
+    ),
+    (
+        "admin-cidrs-two-halves",  # the whole internet without a /0
+        lambda k: aws(k, admin_cidrs=["0.0.0.0/1", "128.0.0.0/1"]),
+        "admin_cidrs: 0.0.0.0/1 opens SSH to 2,147,483,648 addresses (a prefix shorter than /8); name your own "
+        "CIDR or set allow_ssh_from_anywhere: true",
+    ),
+    (
+        "admin-cidr-a-number",  # YAML's int, which ipaddress would take as 0.0.48.57/32
+        lambda k: aws(k, admin_cidrs=[12345]),
+        "admin_cidrs.0: 12345 is not a CIDR; write it as text such as 203.0.113.7/32",
+    ),
+    (
+        "admin-cidr-host-bits",
+        lambda k: aws(k, admin_cidrs=["203.0.113.7/24"]),
+        "admin_cidrs.0: 203.0.113.7/24: host bits set: did you mean 203.0.113.0/24?",
+    ),
+    (
+        "client-cidrs-open",
+        lambda k: aws(k, client_cidrs=["0.0.0.0/0"]),
+        "client_cidrs: 0.0.0.0/0 opens the deploy API (port 8000) to the whole internet; name your clients' "
+        "CIDRs or set allow_deploy_from_anywhere: true",
+    ),
+    (
+        "client-cidrs-wide",
+        lambda k: aws(k, client_cidrs=["198.51.100.0/24", "64.0.0.0/4"], deploy_port=8080),
+        "client_cidrs: 64.0.0.0/4 opens the deploy API (port 8080) to 268,435,456 addresses (a prefix shorter "
+        "than /8); name your clients' CIDRs or set allow_deploy_from_anywhere: true",
+    ),
+    (
+        "client-cidrs-ssh-flag-is-not-enough",
+        lambda k: aws(k, client_cidrs=["0.0.0.0/0"], allow_ssh_from_anywhere=True),
+        "client_cidrs: 0.0.0.0/0 opens the deploy API (port 8000) to the whole internet; name your clients' "
+        "CIDRs or set allow_deploy_from_anywhere: true",
+    ),
+    (
+        "local-subnet-host-bits",
+        lambda k: {"provider": "local", "subnet": "172.30.0.5/24"},
+        "subnet: 172.30.0.5/24: host bits set: did you mean 172.30.0.0/24?",
+    ),
+    (
+        "aws-keys-without-provider",
+        lambda k: {key: v for key, v in aws(k).items() if key != "provider"},
+        "provider: missing; these keys (region, instance_type, admin_cidrs, public_key_file) belong to "
+        "provider: aws",
+    ),
+    (
+        "hosts-keys-without-provider",
+        lambda k: {"name": "mine", "hosts_file": "hosts.yml"},
+        "provider: missing; these keys (hosts_file) belong to provider: hosts",
     ),
     (
         "s3-prefix-delete-character",
@@ -104,7 +166,7 @@ def test_bad_cluster_key_is_one_line(
     tripwire: Tripwire,  # noqa: F811
 ) -> None:
     cfg = keys / f"{case}.yml"
-    cfg.write_text(yaml.safe_dump(content(keys)))
+    cfg.write_text(yaml.safe_dump(content(keys), sort_keys=False))
     for command in (["cluster", "up", "--yes"], ["cluster", "down"], ["check"]):
         res = run_cli(*command, "--config", str(cfg), env=tripwire.env())
         assert res.returncode == 2, (command, res.stdout, res.stderr)
@@ -121,3 +183,26 @@ def test_deploy_ports_terraform_accepts_load(port: int, keys: Path) -> None:  # 
     cfg.write_text(yaml.safe_dump(aws(keys, deploy_port=port, availability_zones=["us-east-1c"])))
     spec = load_cluster(cfg)
     assert isinstance(spec, AwsCluster) and spec.deploy_port == port
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"admin_cidrs": ["10.0.0.0/8"]},
+        {"admin_cidrs": ["0.0.0.0/1", "128.0.0.0/1"], "allow_ssh_from_anywhere": True},
+        {"client_cidrs": ["0.0.0.0/0"], "allow_deploy_from_anywhere": True},
+        {"client_cidrs": ["198.51.100.0/24"]},
+    ],
+    ids=["admin-slash-8", "admin-allowed-anywhere", "client-allowed-anywhere", "client-own"],
+)
+def test_cidrs_within_the_rules_load(changes: dict[str, object], keys: Path) -> None:  # noqa: F811
+    """The twins of the CIDR cases above: a /8, and wider ranges with their explicit allow_*_from_anywhere."""
+    from swiftfleet.settings import AwsCluster, load_cluster
+
+    cfg = keys / "good.yml"
+    cfg.write_text(yaml.safe_dump(aws(keys, **changes)))
+    spec = load_cluster(cfg)
+    assert isinstance(spec, AwsCluster)
+    assert {k: getattr(spec, k) for k in changes} == {
+        k: [ipaddress.IPv4Network(c) for c in v] if isinstance(v, list) else v for k, v in changes.items()
+    }

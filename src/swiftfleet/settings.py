@@ -10,11 +10,12 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -62,6 +63,27 @@ def _s3_uri(uri: str) -> str:
 S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 
 
+def _cidr(value: object) -> ipaddress.IPv4Network:
+    """An IPv4 network written as text: YAML reads a bare number as an int, which ipaddress takes as an address."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR; write it as text such as 203.0.113.7/32")
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR such as 203.0.113.7/32") from None
+    raise ValueError(f"{value}: host bits set: did you mean {network}?")
+
+
+Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_cidr)]
+# The shortest prefix a rule may open to without its explicit allow_*_from_anywhere: /0 and a pair of /1s open
+# the same.
+MIN_PREFIX = 8
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,7 +93,7 @@ class LocalCluster(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = "local"
     node_count: Annotated[int, Field(ge=1, le=8)] = 2
     # A private range of the project's own; the bridge and its fixed IPs live only on this machine.
-    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("172.30.0.0/24")
+    subnet: Cidr = ipaddress.IPv4Network("172.30.0.0/24")
     image: str = "swiftfleet-node:bookworm"
 
     @field_validator("subnet")
@@ -88,9 +110,10 @@ class AwsCluster(_Strict):
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
     instance_type: str
     node_count: Annotated[int, Field(ge=1, le=64)]
-    admin_cidrs: Annotated[list[ipaddress.IPv4Network], Field(min_length=1)]
+    admin_cidrs: Annotated[list[Cidr], Field(min_length=1)]
     allow_ssh_from_anywhere: bool = False
-    client_cidrs: list[ipaddress.IPv4Network] = []
+    client_cidrs: list[Cidr] = []
+    allow_deploy_from_anywhere: bool = False
     deploy_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     public_key_file: Path
     private_key_file: Path | None = None
@@ -144,12 +167,13 @@ class AwsCluster(_Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> "AwsCluster":
-        for cidr in self.admin_cidrs:
-            if cidr.prefixlen == 0 and not self.allow_ssh_from_anywhere:
-                raise ValueError(
-                    f"admin_cidrs: {cidr} opens SSH to the whole internet; name your own CIDR "
-                    "or set allow_ssh_from_anywhere: true"
-                )
+        self._not_too_wide("admin_cidrs", "allow_ssh_from_anywhere", "SSH", "your own CIDR")
+        self._not_too_wide(
+            "client_cidrs",
+            "allow_deploy_from_anywhere",
+            f"the deploy API (port {self.deploy_port})",
+            "your clients' CIDRs",
+        )
         if self.instance_profile and (self.s3_read or self.s3_write):
             raise ValueError(
                 "instance_profile: give either an existing instance profile or s3_read/s3_write "
@@ -159,13 +183,25 @@ class AwsCluster(_Strict):
             if zone[:-1] != self.region:
                 raise ValueError(f"availability_zones: {zone} does not lie in region {self.region}")
         if self.subnet_id and len(self.availability_zones) > 1:
-            raise ValueError("subnet_id pins one AZ: give at most one availability_zones entry with it")
+            raise ValueError("availability_zones: subnet_id pins one AZ: give at most one entry with it")
         if self.private_key_file is None:
             private = self.public_key_file.with_suffix("")
             if private == self.public_key_file or not private.is_file():
                 raise ValueError("private_key_file: not given and no private key beside public_key_file")
             object.__setattr__(self, "private_key_file", private)
         return self
+
+    def _not_too_wide(self, field: str, flag: str, opens: str, instead: str) -> None:
+        for cidr in getattr(self, field):
+            if cidr.prefixlen < MIN_PREFIX and not getattr(self, flag):
+                reach = (
+                    "the whole internet"
+                    if cidr.prefixlen == 0
+                    else f"{cidr.num_addresses:,} addresses (a prefix shorter than /{MIN_PREFIX})"
+                )
+                raise ValueError(
+                    f"{field}: {cidr} opens {opens} to {reach}; name {instead} or set {flag}: true"
+                )
 
 
 class HostsCluster(_Strict):
@@ -190,9 +226,22 @@ def load_cluster(path: Path | None) -> ClusterSpec:
     data = read_yaml(path, "cluster file")
     if not isinstance(data, dict):
         raise SwiftfleetError(f"cluster file {path}: expected a mapping of settings")
-    data.setdefault("provider", "local")
-    # skip=1: the provider tag, which pydantic puts first in every location
-    spec = parse(ClusterFile, data, f"cluster file {path}", skip=1).root
+    if "provider" not in data:
+        _refuse_missing_provider(data, path)
+        data["provider"] = "local"
+    spec = parse(ClusterFile, data, f"cluster file {path}").root
     if isinstance(spec, HostsCluster) and not spec.hosts_file.is_absolute():
         spec = spec.model_copy(update={"hosts_file": (path.parent / spec.hosts_file).resolve()})
     return spec
+
+
+def _refuse_missing_provider(data: dict[object, object], path: Path) -> None:
+    """A file without `provider:` is local; when its keys are another provider's, the missing line is the
+    mistake, not each of those keys."""
+    foreign = [str(k) for k in data if k not in LocalCluster.model_fields]
+    for spec in (AwsCluster, HostsCluster):
+        if foreign and set(foreign) <= set(spec.model_fields):
+            tag = get_args(spec.model_fields["provider"].annotation)[0]
+            raise SwiftfleetError(
+                f"cluster file {path}: provider: missing; these keys ({', '.join(foreign)}) belong to provider: {tag}"
+            )

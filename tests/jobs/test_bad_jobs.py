@@ -169,6 +169,65 @@ CASES = [
     ),
     ("no-job-key", lambda d: sft(d)["job"], ["top-level `job:` key"]),
     ("name-bad", lambda d: sft(d, name="My Job"), ["name", "pattern"]),
+    ("job-not-a-mapping", lambda d: {"job": "hello"}, ["job: must be a mapping (name, kind, model, ...)"]),
+    (
+        "env-value-a-list",  # one problem, not one per member of str | int | float | bool
+        lambda d: sft(d, env={"NCCL_DEBUG": ["WARN", "INFO"]}),
+        ["env.NCCL_DEBUG: must be a string, number or boolean"],
+    ),
+    (
+        "time-limit-overflows",
+        lambda d: sft(d, time_limit="99999999999999999999d"),
+        ["time_limit", "over 365 days", "no limit at all"],
+    ),
+    (
+        "hf-token-after-underscore",
+        lambda d: with_args(d, run_name="x_hf_" + "a1B2" * 9),
+        ["args.run_name", "a Hugging Face token", "`env`"],
+    ),
+    (
+        "openai-key-nested",
+        lambda d: with_args(d, model_kwargs={"judge": ["sk-proj-" + "Ab3_" * 6]}),
+        ["args.model_kwargs.judge.0", "an OpenAI API key", "`env`"],
+    ),
+    (
+        "github-token-in-output",
+        lambda d: sft(d, output="s3://out-bucket/ghp_" + "x" * 36),
+        ["output", "a GitHub token", "`env`"],
+    ),
+    (
+        "aws-key-id-in-json-string",
+        lambda d: with_args(d, model_kwargs='{"aws": "AKIAIOSFODNN7EXAMPLE"}'),
+        ["args.model_kwargs.aws", "an AWS access key id"],
+    ),
+    *(
+        (
+            f"eval-judge-api-key-{form}",
+            lambda d, args=args: {
+                "job": {"name": "ev", "kind": "swift eval", "model": "Qwen/Qwen2.5-7B-Instruct", "args": args}
+            },
+            [
+                "args.extra_eval_args.judge_model_args.api_key: a secret in args lands in config.yaml "
+                "(readable by every user of the node) and in ms-swift's log; put it in `env`"
+            ],
+        )
+        for form, args in [
+            ("mapping", {"extra_eval_args": {"judge_model_args": {"api_key": "sk-live-abcdef123456"}}}),
+            ("json", {"extra_eval_args": '{"judge_model_args": {"api_key": "sk-live-abcdef123456"}}'}),
+        ]
+    ),
+    (
+        "eval-url-credentials",
+        lambda d: {
+            "job": {
+                "name": "ev",
+                "kind": "swift eval",
+                "model": "qwen7b",
+                "args": {"eval_url": "http://admin:s3cr3tpass@10.0.0.5:8000/v1"},
+            }
+        },
+        ["args.eval_url: credentials do not go in URLs", "`env`"],
+    ),
 ]
 
 

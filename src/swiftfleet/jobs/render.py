@@ -8,7 +8,7 @@ import jinja2
 from swiftfleet import paths
 from swiftfleet.filters import FILTERS
 from swiftfleet.jobs.plan_model import JobPlan
-from swiftfleet.jobs.spec import is_secret_name
+from swiftfleet.jobs.spec import is_secret_name, token_kind
 
 SECRET_MASK = "********"
 
@@ -41,12 +41,13 @@ def _render(plain: dict[str, Any], rank: int) -> dict[str, str]:
 
 
 def masked(job_plan: JobPlan) -> dict[str, Any]:
-    """The plan's template form with every secret (the API key, secret-named env values) masked."""
+    """The plan's template form with every secret masked: the API key, and env values whose name looks like a
+    secret's or which look like a token whatever their name (`HF_AUTH: hf_...`)."""
     plain = job_plan.for_templates()
     if plain["api_key"] is not None:
         plain["api_key"] = SECRET_MASK
     for env in (plain["env"], plain["prefetch_env"]):
-        env.update({k: SECRET_MASK for k in env if is_secret_name(k)})
+        env.update({k: SECRET_MASK for k, v in env.items() if is_secret_name(k) or token_kind(v)})
     return plain
 
 

@@ -7,8 +7,10 @@ and `args` is an Ansible reserved name. Under `job:` the whole file is one varia
 Checks that need only the file live here (parse_job); checks against the cluster live in plan.py.
 """
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -58,14 +60,43 @@ MANAGED_ARGS = {
     "swanlab_secret": "a secret goes in `env`, never in args; ms-swift takes this one only as an argument, "
     "which would land in config.yaml and every rank's log",
 }
-# Env names whose values are secrets: masked in `swiftfleet render` output.
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|API_KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
-# Values that are tokens whatever field holds them: a Hugging Face user token, an AWS access key id.
-TOKEN_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{30,}|AKIA[0-9A-Z]{16})\b")
+# Names that hold secrets: env values masked in `swiftfleet render` output, nested args keys refused. Counts and
+# tokenizer settings (max_tokens, pad_token, TOKENIZERS_PARALLELISM, model_author) are not secrets;
+# Authorization is.
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|AUTH|CREDENTIAL|COOKIE", re.IGNORECASE)
+NOT_SECRET_NAME = re.compile(
+    r"TOKENS|TOKENIZ|(PAD|EOS|BOS|UNK|SEP|CLS|MASK|STOP|SPECIAL)_TOKEN|AUTHOR(?!I)", re.IGNORECASE
+)
+# Values that are tokens whatever field holds them, also after an underscore (`x_hf_...`), which `\b` misses.
+TOKEN_VALUE = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"(?P<huggingface>hf_[A-Za-z0-9]{30,})"
+    r"|(?P<openai>sk-[A-Za-z0-9_-]{20,})"
+    r"|(?P<github>gh[pousr]_[A-Za-z0-9]{30,})"
+    r"|(?P<aws>AKIA[0-9A-Z]{16}))"
+)
+TOKEN_KINDS = {
+    "huggingface": "a Hugging Face token",
+    "openai": "an OpenAI API key",
+    "github": "a GitHub token",
+    "aws": "an AWS access key id",
+}
+# scheme://user[:password]@host: the userinfo is a credential.
+URL_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
+# The longest time_limit: systemd's RuntimeMaxSec overflows to "no limit" past its range, and a job meant to
+# stop billing should stop well before a year.
+MAX_TIME_LIMIT_DAYS = 365
+TIME_UNITS = {"d": 86400, "h": 3600, "min": 60, "m": 60, "s": 1}
 
 
 def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+    return bool(SECRET_NAME.search(NOT_SECRET_NAME.sub("", name)))
+
+
+def token_kind(value: str) -> str | None:
+    """What kind of token `value` holds (e.g. "a Hugging Face token"), or None."""
+    found = TOKEN_VALUE.search(value)
+    return TOKEN_KINDS[str(found.lastgroup)] if found else None
 
 
 def playbook_of(kind: str) -> str:
@@ -157,6 +188,19 @@ class Job(BaseModel):
                 raise ValueError(f"{key}: values must be one line")
         return v
 
+    @field_validator("time_limit")
+    @classmethod
+    def _time_limit(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        seconds = sum(int(n) * TIME_UNITS[unit] for n, unit in re.findall(r"(\d+)(min|d|h|m|s)", v))
+        if seconds > MAX_TIME_LIMIT_DAYS * TIME_UNITS["d"]:
+            raise ValueError(
+                f"{v!r} is over {MAX_TIME_LIMIT_DAYS} days, the most it may be (past systemd's range RuntimeMaxSec "
+                "would mean no limit at all); give the longest the job may really run, e.g. 12h"
+            )
+        return v
+
     @field_validator("output")
     @classmethod
     def _output(cls, v: str | None) -> str | None:
@@ -230,6 +274,7 @@ def check(job: Job, source: str) -> None:
         if "adapters" in job.args:
             _fail(source, "checkpoint", "give the checkpoint or args.adapters, not both")
     _check_no_token(job, source)
+    _check_no_secret_args(job, source)
     if cmd == "swift deploy" and job.output is not None:
         _fail(source, "output", "a deploy job has no output to collect")
     if cmd == "swift deploy" and job.time_limit is not None:
@@ -237,18 +282,58 @@ def check(job: Job, source: str) -> None:
     _check_args(job, source)
 
 
+def _walk(value: Any, where: str, key: object = None) -> Iterator[tuple[str, object, Any]]:
+    """(location, key, value) of `value` and of everything under it: mapping values with their key, list items
+    (key None). A string holding JSON counts as what it holds, since ms-swift json.loads a dict argument given as
+    text."""
+    if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    yield where, key, value
+    if isinstance(value, dict):
+        for k, item in value.items():
+            yield from _walk(item, f"{where}.{k}", k)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{where}.{i}")
+
+
 def _check_no_token(job: Job, source: str) -> None:
     """A token pasted into any field but `env` would be written to world-readable files and logs."""
-    fields = job.model_dump(exclude={"env"})
-    for name, value in fields.items():
-        found = TOKEN_VALUE.search(json.dumps(value))
-        if found:
-            kind = "an AWS access key id" if found[0].startswith("AKIA") else "a Hugging Face token"
-            _fail(
-                source,
-                name,
-                f"holds what looks like {kind}: secrets go in `env` (the node's mode-0600 job.env)",
-            )
+    for name, field in job.model_dump(exclude={"env"}).items():
+        for where, _, value in _walk(field, name):
+            kind = token_kind(value) if isinstance(value, str) else None
+            if kind:
+                _fail(
+                    source,
+                    where,
+                    f"holds what looks like {kind}: secrets go in `env` (the node's mode-0600 job.env)",
+                )
+
+
+def _check_no_secret_args(job: Job, source: str) -> None:
+    """A secret under a secret-looking key nested in args, or in a URL's user:password@, would be written to
+    config.yaml. Top-level names are ms-swift's own arguments (max_new_tokens, ssl_keyfile are not secrets; the
+    secret ones are in MANAGED_ARGS), so the name rule is for nested keys only."""
+    for arg, top in job.args.items():
+        for where, key, value in _walk(top, f"args.{arg}"):
+            if not isinstance(value, str) or not value:
+                continue
+            if isinstance(key, str) and is_secret_name(key):
+                _fail(
+                    source,
+                    where,
+                    "a secret in args lands in config.yaml (readable by every user of the node) and in "
+                    "ms-swift's log; put it in `env` (the node's mode-0600 job.env) under the name its library "
+                    "reads",
+                )
+            if URL_CREDENTIALS.match(value):
+                _fail(
+                    source,
+                    where,
+                    "credentials do not go in URLs: config.yaml is readable by every user of the node and "
+                    "ms-swift logs it; drop the user:password@ and give the secret in `env`",
+                )
 
 
 def _check_args(job: Job, source: str) -> None:
