@@ -91,7 +91,7 @@ class _Strict(BaseModel):
 class LocalCluster(_Strict):
     provider: Literal["local"] = "local"
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = "local"
-    node_count: Annotated[int, Field(ge=1, le=8)] = 2
+    node_count: Annotated[int, Field(ge=1, le=8, strict=True)] = 2
     # A private range of the project's own; the bridge and its fixed IPs live only on this machine.
     subnet: Cidr = ipaddress.IPv4Network("172.30.0.0/24")
     image: str = "swiftfleet-node:bookworm"
@@ -109,7 +109,7 @@ class AwsCluster(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
     instance_type: str
-    node_count: Annotated[int, Field(ge=1, le=64)]
+    node_count: Annotated[int, Field(ge=1, le=64, strict=True)]
     admin_cidrs: Annotated[list[Cidr], Field(min_length=1)]
     allow_ssh_from_anywhere: bool = False
     client_cidrs: list[Cidr] = []

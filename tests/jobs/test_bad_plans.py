@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from swiftfleet.jobs import plan, spec
+from swiftfleet.errors import SwiftfleetError
+from swiftfleet.jobs import node_facts, plan, spec
 from tests.conftest import run_cli
 from tests.jobs.test_bad_jobs import _render, assert_refused_in_one_line, gpu_cluster, sft, with_args  # noqa: F401
 from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
@@ -33,6 +34,12 @@ def _broken(d: Path) -> str:
     return str(d.parent / "val.jsonl")
 
 
+def _renamed(d: Path, name: str) -> str:
+    """A copy of the dataset (JSON lines: no JSON document) under another name."""
+    (d.parent / name).write_text(d.read_text() + d.read_text())
+    return str(d.parent / name)
+
+
 def _upper(d: Path) -> str:
     (d.parent / "chat.JSONL").write_text(d.read_text())
     return str(d.parent / "chat.JSONL")
@@ -56,10 +63,14 @@ PLAN_CASES = [
      ["checkpoint", "not a LoRA checkpoint here (no adapter_config.json)"]),
     ("checkpoint-hub-id", lambda d: _serve("swift deploy", checkpoint="org/adapter"),
      ["checkpoint", "neither a local directory"]),
-    ("dataset-upper-suffix", lambda d: sft(d, datasets=[_upper(d)]), ["datasets", "ms-swift reads no .JSONL files"]),
+    ("dataset-upper-suffix", lambda d: sft(d, datasets=[_upper(d)]), ["datasets", "ms-swift reads local files ending .jsonl", "name it .jsonl"]),
     ("bnb-3-bits", lambda d: with_args(d, quant_method="bnb", quant_bits=3), ["args.quant_bits", "4 or 8 bits only"]),
     ("bnb-no-bits", lambda d: with_args(d, quant_method="bnb"), ["args.quant_method", "set quant_bits"]),
     ("tuner-type-typo", lambda d: with_args(d, tuner_type="lorra"), ["args.tuner_type", "did you mean 'lora'"]),
+    ("dataset-no-suffix", lambda d: sft(d, datasets=[_renamed(d, "passwd")]), ["datasets", "files ending .jsonl"]),
+    ("deepspeed-json-broken", lambda d: with_args(d, deepspeed=_renamed(d, "ds.json")),
+     ["args.deepspeed", "ds.json' is not valid JSON"]),
+    ("nodes-bool", lambda d: sft(d, nodes=True), ["nodes", "Input should be a valid integer"]),
     ("api-key-on-training", lambda d: sft(d, env={"SWIFT_API_KEY": "k"}),
      ["env.SWIFT_API_KEY", "only swift deploy and swift eval jobs use the API key"]),
 ]  # fmt: skip
@@ -113,3 +124,20 @@ def test_render_into_a_file_is_one_line(tmp_path: Path) -> None:
     assert res.stderr.startswith(
         f"swiftfleet: render: cannot write under {tmp_path / 'out'}: Not a directory"
     )
+
+
+@pytest.mark.parametrize(
+    ("record", "words"),
+    [
+        ('{"n0": {"job_user": 1}}', "stack.json: n0.job_user: Input should be a valid string"),
+        ("[1, 2]", "stack.json: file: Input should be a valid dictionary"),
+        ("{not json", "stack.json: unreadable"),
+    ],
+)
+def test_a_broken_setup_record_is_one_line(record: str, words: str, isolated_state: Path) -> None:
+    path = node_facts.facts_file("c")
+    path.parent.mkdir(parents=True)
+    path.write_text(record)
+    with pytest.raises(SwiftfleetError, match=r"run make setup again$") as err:
+        plan.facts_for("c", plan.hypothetical_nodes(1), required=True)
+    assert str(err.value).startswith(f"setup record {path}") and words in str(err.value)

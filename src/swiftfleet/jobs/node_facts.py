@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from swiftfleet import paths
+from swiftfleet import paths, validation
 from swiftfleet.errors import SwiftfleetError
 
 ABSENT = "not installed"  # what stack_report.py says of a package it does not find
@@ -35,6 +35,9 @@ class NodeFacts(BaseModel):
     distributions: dict[str, str] = {}
 
 
+RECORD = TypeAdapter(dict[str, NodeFacts])  # host name -> its record, as setup.yml saves them
+
+
 def facts_file(cluster: str) -> Path:
     """The controller's copy of every node's record; setup.yml writes it (filter swiftfleet_facts_file)."""
     return paths.state_dir() / cluster / "stack.json"
@@ -55,11 +58,10 @@ def load(cluster: str) -> dict[str, NodeFacts] | None:
     except (OSError, ValueError) as exc:
         raise SwiftfleetError(f"setup record {path}: unreadable ({exc}); run make setup again") from None
     try:
-        return {str(host): NodeFacts.model_validate(report) for host, report in data.items()}
-    except (ValidationError, AttributeError) as exc:
-        first = exc.errors()[0]["loc"] if isinstance(exc, ValidationError) else "file"
+        return RECORD.validate_python(data)
+    except ValidationError as exc:
         raise SwiftfleetError(
-            f"setup record {path}: written by an older kit ({first} missing); run make setup again"
+            f"setup record {validation.one_line(str(path), exc, RECORD)}; run make setup again"
         ) from None
 
 

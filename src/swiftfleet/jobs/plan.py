@@ -5,6 +5,7 @@ hostvars, through the `swiftfleet_job_plan` filter), so a job is refused the sam
 is touched.
 """
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,8 @@ SAVES_CHECKPOINTS = frozenset({"swift sft", "swift pt", "swift rlhf"})
 CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
 # A FILE_ARGS value ending so is a file name, never a preset: without ./ it would be looked for on the node.
 FILE_SUFFIXES = (".json", ".py", ".pem", ".crt", ".key")
+# Local dataset files ms-swift reads: their extension names the `datasets` builder (txt -> text, jsonl -> json).
+DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".parquet", ".arrow")
 # The instance type of hypothetical_nodes(): a dry run without an inventory.
 DRY_RUN_TYPE = "dry-run"
 
@@ -276,10 +279,12 @@ class _Builder:
             raise self.fail(field, f"{ref.path!r} is neither a file nor a directory")
         if path.is_dir():
             return
-        if path.suffix != path.suffix.lower():
-            # ms-swift picks the reader by the extension as written (swift/dataset/loader.py:52-59, 4.6.0)
+        if path.suffix not in DATASET_SUFFIXES:
+            # ms-swift picks the `datasets` reader by the extension as written (swift/dataset/loader.py:52-59, 4.6.0)
+            hint = f"; name it {path.suffix.lower()}" if path.suffix.lower() in DATASET_SUFFIXES else ""
             raise self.fail(
-                field, f"{ref.path!r}: ms-swift reads no {path.suffix} files; name it {path.suffix.lower()}"
+                field,
+                f"{ref.path!r}: ms-swift reads local files ending {', '.join(DATASET_SUFFIXES)} only{hint}",
             )
         if "columns" in self.job.args:  # renamed fields: ms-swift maps them, the field check cannot know them
             self.notes.append(f"{ref.path}: fields not checked (args.columns renames them)")
@@ -326,6 +331,13 @@ class _Builder:
         local = Path(path).expanduser()
         if not local.exists():
             raise self.fail(where, f"{path!r} does not exist here (local paths go up with the job)")
+        if (
+            local.is_file() and local.suffix == ".json"
+        ):  # a DeepSpeed config: ms-swift parses it on every rank
+            try:
+                json.loads(local.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise self.fail(where, f"{path!r} is not valid JSON ({exc})") from None
         dest = f"files/{slot}/{local.name}"
         self.uploads.append({"src": str(local.resolve()), "dest": dest})
         return f"{name}{sep}{dest}"

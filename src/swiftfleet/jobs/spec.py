@@ -132,9 +132,12 @@ class Job(BaseModel):
         list[str], Field(description="Local files, s3:// URIs or hub ids; `#N` samples N.")
     ] = []
     val_datasets: list[str] = []
-    nodes: Annotated[int | None, Field(ge=1, description="Default: every node of the inventory.")] = None
+    # strict: YAML's true is no node count (lax pydantic would read it as 1)
+    nodes: Annotated[
+        int | None, Field(ge=1, strict=True, description="Default: every node of the inventory.")
+    ] = None
     nproc_per_node: Annotated[
-        int | None, Field(ge=1, description="Default: the GPUs each node has (1 on CPU nodes).")
+        int | None, Field(ge=1, strict=True, description="Default: the GPUs each node has (1 on CPU nodes).")
     ] = None
     args: dict[str, Any] = {}
     env: dict[str, str | int | float | bool] = {}
