@@ -163,5 +163,9 @@ def read_inventory(cluster: str) -> Cluster:
 
 
 def remove_inventory(cluster: str) -> None:
-    inventory_path(cluster).unlink(missing_ok=True)
-    known_hosts_path(cluster).unlink(missing_ok=True)
+    """The cluster's inventory, pinned host keys and setup record: a later cluster of that name has new nodes,
+    which no plan may take as set up."""
+    from swiftfleet.jobs.node_facts import facts_file
+
+    for path in (inventory_path(cluster), known_hosts_path(cluster), facts_file(cluster)):
+        path.unlink(missing_ok=True)

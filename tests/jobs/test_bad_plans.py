@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from swiftfleet.errors import SwiftfleetError
+from swiftfleet.inventory import remove_inventory
 from swiftfleet.jobs import node_facts, plan, spec
 from tests.conftest import run_cli
+from tests.jobs.conftest import recorded, write_record
 from tests.jobs.test_bad_jobs import _render, assert_refused_in_one_line, gpu_cluster, sft, with_args  # noqa: F401
 from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the fixture)
 
@@ -141,3 +143,12 @@ def test_a_broken_setup_record_is_one_line(record: str, words: str, isolated_sta
     with pytest.raises(SwiftfleetError, match=r"run make setup again$") as err:
         plan.facts_for("c", plan.hypothetical_nodes(1), required=True)
     assert str(err.value).startswith(f"setup record {path}") and words in str(err.value)
+
+
+def test_cluster_down_forgets_the_setup_record(isolated_state: Path) -> None:
+    """A later cluster of the same name has new nodes: its jobs must wait for its own `make setup`."""
+    write_record("c", {"n0": recorded("/root", "/root/swift-env")})
+    remove_inventory("c")
+    assert node_facts.load("c") is None
+    with pytest.raises(SwiftfleetError, match=r"no setup record for n0 .*run make setup"):
+        plan.facts_for("c", [plan.NodeInfo("n0", 0, "10.0.1.10", "root", 0, 0.0, "local")], required=True)
