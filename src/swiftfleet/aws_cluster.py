@@ -205,3 +205,17 @@ def down(spec: AwsCluster) -> None:
     else:
         say(f"no Terraform workspace for cluster {spec.name!r}: nothing to destroy")
     remove_inventory(spec.name)
+    # Terraform removes only what its state records; AWS still knows everything else by the cluster's tag.
+    from swiftfleet import aws_sweep
+
+    clients = preflight.Clients.for_region(spec.region)
+    swept = aws_sweep.sweep(clients, spec.name)
+    for line in swept or [f"sweep: nothing else tagged {aws_sweep.TAG}={spec.name} in {spec.region}"]:
+        say(line)
+    left = aws_sweep.find(clients, spec.name)
+    if left:
+        raise SwiftfleetError(
+            f"still in {spec.region} after `cluster down`, and possibly billing: {', '.join(map(str, left))} "
+            "(the lines above say why; remove them, then run `cluster down` again)"
+        )
+    say(f"audit: nothing tagged {aws_sweep.TAG}={spec.name} is left in {spec.region}")

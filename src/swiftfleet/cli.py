@@ -55,8 +55,14 @@ def cluster_down(config: Path | None) -> None:
 @cluster.command("status")
 @config_option
 def cluster_status(config: Path | None) -> None:
-    """Show the nodes of the cluster as the inventory has them."""
+    """Show the nodes of the cluster: for aws as EC2 has them now (strays too), else as the inventory has them."""
     spec = load_cluster(config)
+    if isinstance(spec, AwsCluster):
+        from swiftfleet import aws_sweep
+
+        for line in aws_sweep.status(spec):
+            click.echo(line)
+        return
     _print_nodes(read_inventory(spec.name))
 
 
