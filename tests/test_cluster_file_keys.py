@@ -11,7 +11,7 @@ import yaml
 from tests.conftest import run_cli
 from tests.test_cluster_file_errors import Tripwire, aws, keys, tripwire  # noqa: F401 (the fixtures)
 
-LOCAL_KEYS = "provider, name, node_count, subnet, image"
+LOCAL_KEYS = "provider, name, node_count, subnet, image, idle_stop_minutes"
 
 
 def _without(content: dict[str, object], old: str, new: str) -> dict[str, object]:

@@ -82,6 +82,9 @@ Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_cidr)]
 # The shortest prefix a rule may open to without its explicit allow_*_from_anywhere: /0 and a pair of /1s open
 # the same.
 MIN_PREFIX = 8
+MAX_TTL_HOURS = 168
+# Minutes without a job unit or SSH session before a node powers itself off (roles/idle_stop); 0: never.
+IdleStopMinutes = Annotated[int, Field(ge=0, le=7 * 24 * 60, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -95,6 +98,8 @@ class LocalCluster(_Strict):
     # A private range of the project's own; the bridge and its fixed IPs live only on this machine.
     subnet: Cidr = ipaddress.IPv4Network("172.30.0.0/24")
     image: str = "swiftfleet-node:bookworm"
+    # Off: the nodes share this machine, which a power-off must never touch (only its container ends).
+    idle_stop_minutes: IdleStopMinutes = 0
 
     @field_validator("subnet")
     @classmethod
@@ -120,7 +125,10 @@ class AwsCluster(_Strict):
     availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]] = []
     subnet_id: Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")] | None = None
     spot: bool = False
-    ttl_hours: Annotated[int, Field(ge=1, le=168)] = 12
+    ttl_hours: Annotated[int, Field(ge=1, le=MAX_TTL_HOURS)] = 12
+    # An hour: time to fetch results and start the next step (export, eval) after a job, while a forgotten
+    # cluster bills at most about an hour past its last work instead of running on to ttl_hours.
+    idle_stop_minutes: IdleStopMinutes = 60
     root_volume_gib: Annotated[int, Field(ge=50, le=16384)] = 200
     placement_group: bool | None = None  # None: on where the type supports it
     ami_ssm_parameter: Annotated[str, Field(pattern=r"^/")] = DLAMI_PARAMETER
@@ -208,6 +216,8 @@ class HostsCluster(_Strict):
     provider: Literal["hosts"]
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     hosts_file: Path
+    # Off: these are someone's own machines; set it for cloud VMs made another way.
+    idle_stop_minutes: IdleStopMinutes = 0
 
 
 ClusterSpec = LocalCluster | AwsCluster | HostsCluster

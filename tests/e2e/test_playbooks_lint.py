@@ -2,7 +2,7 @@
 
 from tests.roles.conftest import BIN, run
 
-PLAYBOOKS = ["train", "status", "logs", "stop", "export", "deploy", "eval"]
+PLAYBOOKS = ["train", "status", "logs", "stop", "export", "deploy", "eval", "ttl"]
 
 
 def test_job_playbooks_pass_the_production_profile() -> None:
