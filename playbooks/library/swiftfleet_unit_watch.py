@@ -20,6 +20,14 @@ options:
     default: "^\\{'(loss|eval_loss|train_runtime)'"
     description: Regular expression of a progress line (ms-swift prints a Python dict per logging step).
   tail: {type: int, default: 0, description: Also return the log's last N lines (for failure reports, logs).}
+  checkpoints:
+    type: path
+    description:
+      - An output directory whose checkpoint-N directories (at any depth) and C(last-checkpoint) links to list,
+        after the look (so a unit seen ended has written all of them). Symbolic links inside are left out.
+      - The look ends early when a C(last-checkpoint) link differs from O(known_links): a checkpoint just became
+        complete, and the watch copies it without waiting for the rest of the round.
+  known_links: {type: dict, default: {}, description: The RV(last_checkpoints) of the previous look.}
 """
 
 RETURN = r"""
@@ -34,6 +42,16 @@ last_line: {description: The last non-empty line read (new or, with offset -1, r
 latest: {description: The last progress line read, else the last line, type: str, returned: always}
 offset: {description: Where the next call should read from, type: int, returned: always}
 tail: {description: The last O(tail) lines of the log, type: list, elements: str, returned: always}
+checkpoints:
+  description: "With O(checkpoints): each checkpoint-N directory, relative to it, and its regular files as
+    [path relative to the checkpoint, size, mtime]"
+  type: list
+  elements: dict
+  returned: always
+last_checkpoints:
+  description: "With O(checkpoints): run directory (relative) -> the checkpoint its last-checkpoint link names"
+  type: dict
+  returned: always
 """
 
 import ast
@@ -47,6 +65,8 @@ PROPERTIES = ("ActiveState", "Result", "ExecMainStatus", "ExecMainExitTimestamp"
 RUNNING = ("active", "activating", "reloading", "deactivating")
 RECENT = 65536
 PROGRESS_PATTERN = r"^\{'(loss|eval_loss|train_runtime)'"
+CHECKPOINT_DIR = re.compile(r"^checkpoint-\d+$")
+LAST_LINK = "last-checkpoint"  # ms-swift's link to the newest checkpoint every rank has finished writing
 
 
 def unit_state(module, unit):
@@ -106,6 +126,40 @@ def last_lines(path, count):
     return [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()][-count:]
 
 
+def last_links(root):
+    """Run directory (relative to root) -> the checkpoint its last-checkpoint link names."""
+    links = {}
+    for top, dirs, _ in os.walk(root):
+        dirs[:] = [d for d in dirs if not CHECKPOINT_DIR.match(d)]
+        link = os.path.join(top, LAST_LINK)
+        if os.path.islink(link):
+            links[os.path.relpath(top, root)] = os.path.basename(os.readlink(link))
+    return links
+
+
+def list_checkpoints(root):
+    """The checkpoint-N directories under root with their files, and the last-checkpoint links' targets (read
+    first: a checkpoint a link names is then listed whole)."""
+    found, links = [], last_links(root)
+    for top, dirs, _ in os.walk(root):
+        rel_top = os.path.relpath(top, root)
+        for name in [d for d in dirs if CHECKPOINT_DIR.match(d)]:
+            dirs.remove(name)  # a checkpoint's own subdirectories are listed as its files
+            ckpt = os.path.join(top, name)
+            files = []
+            for sub, _, names in os.walk(ckpt):
+                for fname in names:
+                    path = os.path.join(sub, fname)
+                    try:
+                        st = os.lstat(path)
+                    except OSError:  # removed meanwhile (save_total_limit rotation)
+                        continue
+                    if not os.path.islink(path):
+                        files.append([os.path.relpath(path, ckpt), st.st_size, st.st_mtime])
+            found.append({"path": os.path.normpath(os.path.join(rel_top, name)), "files": sorted(files)})
+    return found, links
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -115,6 +169,8 @@ def main():
             "wait": {"type": "float", "default": 0},
             "pattern": {"type": "str", "default": PROGRESS_PATTERN},
             "tail": {"type": "int", "default": 0},
+            "checkpoints": {"type": "path"},
+            "known_links": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -130,7 +186,10 @@ def main():
         running = state["state"] in RUNNING
         if not running or time.monotonic() >= deadline:
             break
+        if p["checkpoints"] and last_links(p["checkpoints"]) != p["known_links"]:
+            break
         time.sleep(1)
+    checkpoints, links = list_checkpoints(p["checkpoints"]) if p["checkpoints"] else ([], {})
     module.exit_json(
         changed=False,
         running=running,
@@ -139,6 +198,8 @@ def main():
         latest=progress[-1] if progress else last,
         offset=offset,
         tail=last_lines(p["log"], p["tail"]) if p["tail"] > 0 else [],
+        checkpoints=checkpoints,
+        last_checkpoints=links,
         **state,
     )
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster
-from swiftfleet.jobs import arg_rules, dataset_check, ms_swift_args, needs, node_facts, sizing
+from swiftfleet.jobs import arg_rules, checkpoints, dataset_check, ms_swift_args, needs, node_facts, sizing
 from swiftfleet.jobs.node_facts import NodeFacts
 from swiftfleet.jobs.plan_model import Download, JobPlan, NodeFile, Output, PlanNode, Prefetch, Upload
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
@@ -212,10 +212,12 @@ class _Builder:
                     "resume",
                     "`latest` looks in the fetched outputs (output: fetch); name the checkpoint directory instead",
                 )
-            ckpt = latest_checkpoint(outputs_dir(job.name))
+            ckpt = checkpoints.latest_complete(outputs_dir(job.name))
             if ckpt is None:
                 raise self.fail(
-                    "resume", f"`latest`, but there is no checkpoint-N under {outputs_dir(job.name)}"
+                    "resume",
+                    f"`latest`, but there is no checkpoint-N under {outputs_dir(job.name)} that was copied "
+                    f"complete from every node (marked {checkpoints.MARKER})",
                 )
         else:
             ckpt = Path(job.resume).expanduser()
