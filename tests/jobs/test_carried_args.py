@@ -36,7 +36,11 @@ def test_files_go_up_and_the_argument_names_the_node_path(tmp_path: Path) -> Non
     job_plan = _plan(
         tmp_path, args={"external_plugins": [str(plugin)], "deepspeed": str(ds), "tuner_type": "lora"}
     )
-    assert job_plan.config["external_plugins"] == ["files/external_plugins/my_loss.py"]
+    # the user's plugin first, then the kit's spot-notice callback (tests/jobs/test_save_on_notice.py)
+    assert job_plan.config["external_plugins"] == [
+        "files/external_plugins/my_loss.py",
+        "files/swiftfleet/save_on_notice.py",
+    ]
     assert job_plan.config["deepspeed"] == "files/deepspeed/ds_z2.json"
     assert Upload(src=str(plugin), dest="files/external_plugins/my_loss.py") in job_plan.uploads
     assert Upload(src=str(ds), dest="files/deepspeed/ds_z2.json") in job_plan.uploads
@@ -44,7 +48,8 @@ def test_files_go_up_and_the_argument_names_the_node_path(tmp_path: Path) -> Non
 
 def test_presets_are_not_paths(tmp_path: Path) -> None:
     job_plan = _plan(tmp_path, args={"deepspeed": "zero3"})
-    assert job_plan.config["deepspeed"] == "zero3" and len(job_plan.uploads) == 1  # the dataset only
+    assert job_plan.config["deepspeed"] == "zero3"
+    assert [u.dest for u in job_plan.uploads] == ["data/0-chat.jsonl", "files/swiftfleet/save_on_notice.py"]
 
 
 @pytest.mark.parametrize(
