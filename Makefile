@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 CONFIG_ARG := $(if $(CLUSTER),--config $(CLUSTER),)
 APT_PACKAGES := docker.io mmdebstrap iproute2 iptables openssh-client
 
-.PHONY: help deps apt-deps venv venv-swift dockerd image cluster-up cluster-down cluster-status check demo \
+.PHONY: help deps apt-deps venv venv-swift dockerd image cluster-up cluster-down cluster-status cluster-ttl check demo \
         lint test test-fast tf-check
 
 help: ## List the targets
@@ -55,11 +55,14 @@ image: venv ## Build the Debian node image for local clusters and Molecule (offl
 cluster-up: venv ## Create the cluster (CLUSTER=file.yml; default: 2 local nodes) and write the inventory
 	swiftfleet cluster up $(CONFIG_ARG)
 
-cluster-down: venv ## Remove every resource of the cluster and its inventory
-	swiftfleet cluster down $(CONFIG_ARG)
+cluster-down: venv ## Remove every resource of the cluster and its inventory (asks while a job runs; FORCE=1 does not)
+	swiftfleet cluster down $(CONFIG_ARG) $(if $(FORCE),--force,)
 
 cluster-status: venv ## Show the cluster's nodes
 	swiftfleet cluster status $(CONFIG_ARG)
+
+cluster-ttl: venv ## Move every node's TTL deadline to now + HOURS (CLUSTER=file.yml HOURS=N; aws nodes have a TTL)
+	swiftfleet cluster ttl $(CONFIG_ARG) $(if $(HOURS),--hours $(HOURS))
 
 check: venv ## Connectivity and GPU report over SSH (JSON=1 for JSON)
 	swiftfleet check $(CONFIG_ARG) $(if $(JSON),--json,)
@@ -119,14 +122,16 @@ molecule: venv dockerd image ## molecule test of every role's scenario (ROLE=nam
 PLAYBOOK = inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)") && ansible-playbook -i "$$inventory"
 .PHONY: train status logs stop export deploy eval rehearsal
 
-train: ## Train a job on the cluster (JOB=jobs/x.yml; ARGS="-e wait=false" returns once started)
+train: venv ## Train a job on the cluster (JOB=jobs/x.yml; ARGS="-e wait=false" returns once started; recover: true in the job brings a lost node back)
+	swiftfleet train $(JOB) $(CONFIG_ARG) $(ARGS)
+
 status: ## Every rank's unit state and last progress line (JOB=...)
 logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100 -e fetch=true")
 stop: ## Stop a job on every rank (JOB=...)
 export: ## swift export on rank 0: merge LoRA, quantize (JOB=jobs/rehearsal/tiny-merge.yml, jobs/quantize-awq.yml)
 deploy: ## swift deploy as a service, health-checked; prints the URL (JOB=jobs/deploy.yml)
 eval: ## swift eval against a server or checkpoint; prints the scores (JOB=jobs/eval.yml)
-train status logs stop export deploy eval: venv
+status logs stop export deploy eval: venv
 	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(ARGS)
 
 # The whole rehearsal on the local default cluster (CPU): each step is a real command a user runs.
@@ -147,4 +152,4 @@ rehearsal: venv venv-swift dockerd ## Up, setup, tiny model, train (2 nodes), ex
 	  print(next(iter(inv.values()))["vars"]["master_addr"])' "$$inventory"); \
 	step "7/8 chat with http://$$rank0:8000/v1"; python tests/e2e/chat.py "http://$$rank0:8000/v1" tiny "alpha beta gamma"; \
 	step "8/8 eval"; ansible-playbook -i "$$inventory" playbooks/eval.yml -e @jobs/rehearsal/tiny-eval.yml; \
-	step "done: the server still runs (make stop JOB=jobs/rehearsal/tiny-server.yml); make cluster-down removes it all"
+	step "done: the server still runs (make stop JOB=jobs/rehearsal/tiny-server.yml); make cluster-down removes it all (it asks first while the server runs)"

@@ -5,13 +5,16 @@ created is destroyed before the next zone is tried, so a failed `up` never leave
 """
 
 import re
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from swiftfleet import hostkeys, preflight, pricing, tf
+from swiftfleet import hostkeys, node_jobs, preflight, pricing, tf
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster, Node, remove_inventory, write_inventory
 from swiftfleet.settings import AwsCluster
@@ -23,8 +26,11 @@ CAPACITY_ERROR = re.compile(
 # cloud-init prints the host keys on the console at first boot; EC2 posts it a little after the instance runs.
 HOST_KEYS_BLOCK = re.compile(r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.S)
 PUBLIC_KEY = re.compile(r"((?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/]+=*)")
+# Terraform's message when another process holds the workspace's state lock.
+STATE_LOCKED = "Error acquiring the state lock"
 CONSOLE_WAIT_S = 300
 CONSOLE_POLL_S = 10
+CONSOLE_SAY_S = 30  # a progress line this often while waiting
 
 
 def say(message: str) -> None:
@@ -68,7 +74,9 @@ def zone_in_state(resources: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def up(spec: AwsCluster, assume_yes: bool) -> Cluster:
+def up(spec: AwsCluster, assume_yes: bool, force: bool = False) -> Cluster:
+    """Create the cluster, or bring a running one to the cluster file after showing what that changes.
+    The caller holds the cluster's lock (swiftfleet.lock), so what is read here stays true until the apply."""
     clients = preflight.Clients.for_region(spec.region)
     report = preflight.check(spec, clients)
     ws = tf.Workspace(spec.name)
@@ -78,16 +86,19 @@ def up(spec: AwsCluster, assume_yes: bool) -> Cluster:
         ws.select()
         resources = ws.resources()
         existing = zone_in_state(resources) if any(r.get("mode") == "managed" for r in resources) else None
-    # A cluster that exists already is updated where it is: moving it would replace every node.
-    zones = [existing] if existing else report.zones
-    for line in pricing.estimate(spec, zones[0], clients.ec2).lines():
-        click.echo(line)
-    if not assume_yes:
-        click.confirm(
-            f"Create or update cluster {spec.name!r} ({spec.node_count} x {spec.instance_type})?", abort=True
-        )
-    ws.select()  # created here on first use, once the user has said yes
-    zone = _apply(ws, spec, zones, existing is not None)
+    if existing:
+        # A cluster that exists already is updated where it is: moving it would replace every node.
+        _update(ws, spec, existing, assume_yes, force, clients.ec2)
+        zone = existing
+    else:
+        for line in pricing.estimate(spec, report.zones[0], clients.ec2).lines():
+            click.echo(line)
+        if not assume_yes:
+            click.confirm(
+                f"Create cluster {spec.name!r} ({spec.node_count} x {spec.instance_type})?", abort=True
+            )
+        ws.select()  # created here on first use, once the user has said yes
+        zone = _create(ws, spec, report.zones)
     outputs = ws.outputs()
     say(f"cluster {spec.name!r} is up in {zone}; pinning SSH host keys")
     try:
@@ -100,24 +111,56 @@ def up(spec: AwsCluster, assume_yes: bool) -> Cluster:
     return cluster
 
 
-def _apply(ws: tf.Workspace, spec: AwsCluster, zones: list[str], existing: bool) -> str:
-    """Apply in the first zone that has capacity and return it; on any failure nothing new stays behind."""
+def _update(ws: tf.Workspace, spec: AwsCluster, zone: str, assume_yes: bool, force: bool, ec2: Any) -> None:
+    """Show what Terraform would change on the running cluster, ask (naming the nodes it would replace, and
+    refusing while a job runs on them unless forced), then apply exactly the plan that was shown."""
+    with tempfile.TemporaryDirectory(prefix="swiftfleet-plan-") as tmp:
+        plan_file = Path(tmp) / "up.tfplan"
+        changes = ws.plan(variables(spec, zone), plan_file)
+        if not changes:
+            say(f"cluster {spec.name!r} in {zone} already matches the cluster file: nothing to change")
+            return
+        say(f"cluster {spec.name!r} runs in {zone}; bringing it to the cluster file would:")
+        for change in changes:
+            say(f"  {change}")
+        lost = sorted({c.index for c in changes if c.type == "aws_instance" and "delete" in c.actions})
+        lost_names = ", ".join(f"{spec.name}-node{rank}" for rank in lost)
+        if lost:
+            node_jobs.guard_ranks(spec.name, lost, "`cluster up` replaces {nodes}", force)
+        for line in pricing.estimate(spec, zone, ec2).lines():
+            click.echo(line)
+        if not assume_yes:
+            counts = Counter(c.verb for c in changes)
+            summary = ", ".join(f"{n} to {verb}" for verb, n in sorted(counts.items()))
+            warning = f"; this REPLACES {lost_names} (their disks are lost)" if lost else ""
+            click.confirm(f"Change running cluster {spec.name!r} ({summary}){warning}?", abort=True)
+        before = ws.managed()
+        try:
+            ws.apply_plan(plan_file, progress=_reporter(zone))
+        except tf.Interrupted:
+            raise _interrupted(spec, zone) from None
+        except tf.TerraformError as exc:
+            _remove_new(ws, spec, zone, before, exc)
+            raise SwiftfleetError(
+                f"{exc} -- the cluster in {zone} keeps what it had (`cluster status` shows it; "
+                "`cluster down` removes it)"
+            ) from None
+
+
+def _create(ws: tf.Workspace, spec: AwsCluster, zones: list[str]) -> str:
+    """Apply in the first zone that has capacity and return it; on any failure nothing this attempt made stays."""
     for attempt, zone in enumerate(zones, 1):
         say(f"applying in {zone} (zone {attempt} of {len(zones)}): {spec.node_count} x {spec.instance_type}")
+        before = ws.managed()
         try:
             ws.apply(variables(spec, zone), progress=_reporter(zone))
             return zone
+        except tf.Interrupted:
+            raise _interrupted(spec, zone) from None
         except tf.TerraformError as exc:
-            if existing:
-                raise SwiftfleetError(
-                    f"{exc} -- the cluster that already ran in {zone} was left as it is "
-                    "(`cluster down` removes it)"
-                ) from None
             capacity = any(CAPACITY_ERROR.search(e) for e in exc.errors)
-            say(
-                f"{zone}: {'no capacity' if capacity else 'apply failed'}; destroying what this attempt created"
-            )
-            _destroy_attempt(ws, spec, zone, exc)
+            say(f"{zone}: {'no capacity' if capacity else 'apply failed'}")
+            _remove_new(ws, spec, zone, before, exc)
             if not capacity:
                 raise
     raise SwiftfleetError(
@@ -130,12 +173,33 @@ def _reporter(zone: str) -> Callable[[str], None]:
     return lambda message: say(f"[{zone}] {message}")
 
 
-def _destroy_attempt(ws: tf.Workspace, spec: AwsCluster, zone: str, cause: tf.TerraformError) -> None:
+def _interrupted(spec: AwsCluster, zone: str) -> SwiftfleetError:
+    return SwiftfleetError(
+        f"interrupted in {zone}: Terraform finished what it had started and saved its state, so nodes of "
+        f"{spec.name!r} may exist and bill: `swiftfleet cluster status` shows them, `cluster up` completes the "
+        "cluster, `cluster down` removes it"
+    )
+
+
+def _remove_new(
+    ws: tf.Workspace, spec: AwsCluster, zone: str, before: set[str], cause: tf.TerraformError
+) -> None:
+    """Destroy what a failed apply created (in the state now, not before it), never what was there already.
+    After a state-lock failure nothing is destroyed: the state then belongs to whoever holds that lock."""
+    if any(STATE_LOCKED in e for e in cause.errors):
+        return
+    created = sorted(ws.managed() - before)
+    if not created:
+        say(f"{zone}: the failed attempt created nothing")
+        return
+    say(f"{zone}: destroying the {len(created)} resource(s) this attempt created")
     try:
-        ws.destroy(variables(spec, zone))
+        ws.destroy(variables(spec, zone), progress=_reporter(zone), targets=created)
+    except tf.Interrupted:
+        raise _interrupted(spec, zone) from None
     except tf.TerraformError as exc:
         raise SwiftfleetError(
-            f"{cause}; removing the partial cluster then failed too ({exc}): resources may still be billing, "
+            f"{cause}; removing what it created then failed too ({exc}): resources may still be billing, "
             f"run `swiftfleet cluster down` for {spec.name!r}"
         ) from None
 
@@ -160,7 +224,14 @@ def _cluster(spec: AwsCluster, outputs: dict[str, Any], ec2: Any) -> tuple[Clust
     ]
     deadline = time.monotonic() + CONSOLE_WAIT_S
     known_hosts = [line for node in nodes for line in _host_keys(ec2, node, deadline)]
-    return Cluster(name=spec.name, provider="aws", nodes=nodes, deploy_port=spec.deploy_port), known_hosts
+    return Cluster(
+        name=spec.name,
+        provider="aws",
+        nodes=nodes,
+        deploy_port=spec.deploy_port,
+        idle_stop_minutes=spec.idle_stop_minutes,
+        spot=spec.spot,
+    ), known_hosts
 
 
 def console_host_keys(console: str) -> list[str]:
@@ -172,6 +243,7 @@ def console_host_keys(console: str) -> list[str]:
 def _host_keys(ec2: Any, node: Node, deadline: float) -> list[str]:
     """known_hosts lines for the node: from its console (vouched for by the EC2 API) while the shared wait
     lasts, else from ssh-keyscan (trust on first use; the fingerprints are printed to compare)."""
+    waited = 0
     while True:
         console = ec2.get_console_output(InstanceId=node.instance_id, Latest=True).get("Output") or ""
         keys = console_host_keys(console)
@@ -181,7 +253,12 @@ def _host_keys(ec2: Any, node: Node, deadline: float) -> list[str]:
             return lines
         if time.monotonic() >= deadline:
             break
+        if waited % CONSOLE_SAY_S == 0:
+            say(
+                f"{node.name}: waiting for its host keys on the EC2 console (first boot; at most {CONSOLE_WAIT_S} s)"
+            )
         time.sleep(CONSOLE_POLL_S)
+        waited += CONSOLE_POLL_S
     say(
         f"{node.name}: no host keys on the EC2 console after {CONSOLE_WAIT_S} s; scanning {node.ansible_host}"
     )

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import inventory_path, read_inventory
-from swiftfleet.preflight import Clients, _error
+from swiftfleet.preflight import Clients, aws_error
 from swiftfleet.settings import AwsCluster
 from swiftfleet.table import render
 
@@ -205,7 +205,7 @@ def _scan(clients: Clients, cluster: str) -> tuple[list[Leftover], list[str]]:
         try:
             found += lister()
         except (ClientError, BotoCoreError) as exc:
-            problems.append(f"could not list {what} tagged {TAG}={cluster} in {region}: {_error(exc)}")
+            problems.append(f"could not list {what} tagged {TAG}={cluster} in {region}: {aws_error(exc)}")
     return found, problems
 
 
@@ -240,10 +240,10 @@ class _Sweep:
                     if settle and code in RETRY_CODES and time.monotonic() < self.deadline:
                         time.sleep(SETTLE_POLL_S)
                         continue
-                    self.lines.append(f"could not remove {thing}: {_error(exc)}")
+                    self.lines.append(f"could not remove {thing}: {aws_error(exc)}")
                     return False
                 except BotoCoreError as exc:
-                    self.lines.append(f"could not remove {thing}: {_error(exc)}")
+                    self.lines.append(f"could not remove {thing}: {aws_error(exc)}")
                     return False
         self.lines.append(f"{done} {thing}")
         return True
@@ -263,7 +263,7 @@ class _Sweep:
         except (ClientError, BotoCoreError) as exc:
             waited = TERMINATE_WAIT["Delay"] * TERMINATE_WAIT["MaxAttempts"]
             self.lines.append(
-                f"could not confirm within {waited} s that {', '.join(asked)} terminated: {_error(exc)}"
+                f"could not confirm within {waited} s that {', '.join(asked)} terminated: {aws_error(exc)}"
             )
         self.terminated.update(asked)
         self.deadline = time.monotonic() + SETTLE_S
@@ -277,7 +277,7 @@ class _Sweep:
         try:
             (address,) = self.ec2.describe_addresses(AllocationIds=[eip.id])["Addresses"]
         except (ClientError, BotoCoreError, ValueError) as exc:
-            self.lines.append(f"could not read {eip}: {_error(exc)}")
+            self.lines.append(f"could not read {eip}: {aws_error(exc)}")
             return
         calls: list[Callable[[], object]] = []
         if address.get("AssociationId"):
@@ -291,7 +291,7 @@ class _Sweep:
             try:
                 (group,) = self.ec2.describe_security_groups(GroupIds=[sg.id])["SecurityGroups"]
             except (ClientError, BotoCoreError, ValueError) as exc:
-                self.lines.append(f"could not read the rules of {sg}: {_error(exc)}")
+                self.lines.append(f"could not read the rules of {sg}: {aws_error(exc)}")
                 continue
             for key, rules, revoke in (
                 ("IpPermissions", "inbound", self.ec2.revoke_security_group_ingress),
@@ -308,7 +308,7 @@ class _Sweep:
         try:
             roles = self.iam.get_instance_profile(InstanceProfileName=profile.id)["InstanceProfile"]["Roles"]
         except (ClientError, BotoCoreError) as exc:
-            self.lines.append(f"could not read {profile}: {_error(exc)}")
+            self.lines.append(f"could not read {profile}: {aws_error(exc)}")
             return
         calls: list[Callable[[], object]] = [
             partial(
@@ -328,7 +328,7 @@ class _Sweep:
             attached = _paged(self.iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role.id)
             inline = _paged(self.iam, "list_role_policies", "PolicyNames", RoleName=role.id)
         except (ClientError, BotoCoreError) as exc:
-            self.lines.append(f"could not list the policies of {role}: {_error(exc)}")
+            self.lines.append(f"could not list the policies of {role}: {aws_error(exc)}")
             return
         calls: list[Callable[[], object]] = [
             partial(self.iam.detach_role_policy, RoleName=role.id, PolicyArn=p["PolicyArn"]) for p in attached
@@ -434,7 +434,7 @@ def status(spec: AwsCluster) -> list[str]:
         found = nodes(Clients.for_region(spec.region), spec.name, spec.ttl_hours)
     except (ClientError, BotoCoreError) as exc:
         raise SwiftfleetError(
-            f"could not list the instances of cluster {spec.name!r}: {_error(exc)}"
+            f"could not list the instances of cluster {spec.name!r}: {aws_error(exc)}"
         ) from None
     head = ["node", "rank", "instance", "state", "lifecycle", "launched", "TTL left", "ips"]
     rows = [

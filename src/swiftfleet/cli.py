@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from swiftfleet import lock
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster, read_inventory
 from swiftfleet.settings import AwsCluster, ClusterSpec, HostsCluster, LocalCluster, load_cluster
@@ -36,19 +37,28 @@ def cluster() -> None:
 @cluster.command("up")
 @config_option
 @click.option("--yes", is_flag=True, help="Do not ask before creating billed cloud resources.")
-def cluster_up(config: Path | None, yes: bool) -> None:
-    """Create the nodes and write the Ansible inventory."""
+@click.option("--force", is_flag=True, help="Replace or remove nodes even while a job runs on them.")
+def cluster_up(config: Path | None, yes: bool, force: bool) -> None:
+    """Create the nodes (or bring them to the cluster file) and write the Ansible inventory."""
     spec = load_cluster(config)
-    result = _provider(spec).up(spec, assume_yes=yes)
+    with lock.held(spec.name, "cluster up"):
+        result = _provider(spec).up(spec, assume_yes=yes, force=force)
     _print_nodes(result)
 
 
 @cluster.command("down")
 @config_option
-def cluster_down(config: Path | None) -> None:
-    """Remove every node and resource of the cluster, then its inventory."""
+@click.option("--force", is_flag=True, help="Take the cluster down even while a job runs on it.")
+def cluster_down(config: Path | None, force: bool) -> None:
+    """Remove every node and resource of the cluster, then its inventory; asks first while a job runs."""
     spec = load_cluster(config)
-    _provider(spec).down(spec)
+    with lock.held(spec.name, "cluster down"):
+        # A hosts cluster's down only forgets the machines: its jobs go on.
+        if not isinstance(spec, HostsCluster):
+            from swiftfleet import node_jobs
+
+            node_jobs.guard_ranks(spec.name, None, "`cluster down`", force)
+        _provider(spec).down(spec)
     click.echo(f"cluster {spec.name!r} is down")
 
 
@@ -64,6 +74,17 @@ def cluster_status(config: Path | None) -> None:
             click.echo(line)
         return
     _print_nodes(read_inventory(spec.name))
+
+
+@cluster.command("ttl")
+@config_option
+@click.option("--hours", type=int, required=True, help="The new TTL, counted from now (1 to 168 hours).")
+def cluster_ttl(config: Path | None, hours: int) -> None:
+    """Move every node's TTL deadline to now + HOURS (aws nodes get their TTL at first boot, from ttl_hours)."""
+    spec = load_cluster(config)
+    from swiftfleet import ttl
+
+    click.echo(ttl.extend_cluster(read_inventory(spec.name), hours))
 
 
 @cli.command("check")
@@ -133,6 +154,19 @@ def render_cmd(job_file: Path, cluster_name: str | None, node_count: int | None,
     click.echo(f"job {job.name!r} ({job.kind}) rendered for {where} under {out}")
 
 
+@cli.command("train", context_settings={"ignore_unknown_options": True})
+@click.argument("job_file", type=click.Path(path_type=Path))
+@config_option
+@click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED)
+def train_cmd(job_file: Path, config: Path | None, ansible_args: tuple[str, ...]) -> None:
+    """Train a job with playbooks/train.yml (more ansible-playbook arguments may follow); a job with
+    `recover: true` comes back from a lost node: the cluster regrows, the new node is set up, the job resumes."""
+    spec = load_cluster(config)
+    from swiftfleet import recover
+
+    recover.train(spec, job_file, ansible_args, _provider(spec).up)
+
+
 @cli.command("needs")
 @click.argument("job_file", type=click.Path(path_type=Path))
 def needs_cmd(job_file: Path) -> None:
@@ -143,7 +177,7 @@ def needs_cmd(job_file: Path) -> None:
 
 
 def _provider(spec: ClusterSpec):  # type: ignore[no-untyped-def]
-    """The module that handles this kind of cluster; each has up(spec, assume_yes) and down(spec)."""
+    """The module that handles this kind of cluster; each has up(spec, assume_yes, force) and down(spec)."""
     if isinstance(spec, AwsCluster):
         from swiftfleet import aws_cluster
 

@@ -2,6 +2,7 @@
 only re-exports FILTERS), so a template renders the same in both."""
 
 import json
+import os
 import shlex
 from typing import Any
 
@@ -76,6 +77,20 @@ def facts_file(cluster: str) -> str:
     return str(node_facts.facts_file(cluster))
 
 
+def lock(cluster: str, command: str) -> str:
+    """`cluster | swiftfleet_lock(command)`: take the cluster's lock for this ansible-playbook run; "" when taken,
+    else the one line naming its holder. Filters run in a worker process forked from ansible-playbook, so the
+    holder is the worker's parent: the lock ends with the playbook, however it ends."""
+    from swiftfleet import lock as cluster_lock
+    from swiftfleet.errors import SwiftfleetError
+
+    try:
+        cluster_lock.acquire(cluster, command, pid=os.getppid())
+    except SwiftfleetError as exc:
+        return str(exc)
+    return ""
+
+
 def table(rows: list[list[Any]], head: list[str]) -> str:
     """`rows | swiftfleet_table(head)`: the CLI's plain-text table, for the playbooks' reports."""
     from swiftfleet.table import render
@@ -91,4 +106,5 @@ FILTERS = {
     "swiftfleet_job_plan": job_plan,
     "swiftfleet_table": table,
     "swiftfleet_facts_file": facts_file,
+    "swiftfleet_lock": lock,
 }

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from swiftfleet.errors import SwiftfleetError
 
 KEY_TYPES = "ed25519,ecdsa,rsa"
+SAY_EVERY_S = 15  # a progress line this often while waiting for sshd
 
 
 def host_field(host: str, port: int) -> str:
@@ -62,9 +63,16 @@ def announce(node: str, lines: list[str], how: str) -> None:
 
 def wait_for_ssh(host: str, port: int = 22, timeout: float = 60) -> None:
     """Wait until an SSH server answers at host:port with its banner."""
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     last = ""
+    said = 0
     while time.monotonic() < deadline:
+        if (waited := int(time.monotonic() - start)) >= said + SAY_EVERY_S:
+            said = waited
+            print(
+                f"{host}:{port}: waiting for SSH ({waited} s of {timeout:.0f} s)", file=sys.stderr, flush=True
+            )
         try:
             with socket.create_connection((host, port), timeout=3) as conn:
                 if conn.recv(64).startswith(b"SSH-"):

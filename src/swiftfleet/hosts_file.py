@@ -120,9 +120,9 @@ def load(path: Path) -> HostsFile:
     return parse(HostsFile, data, f"hosts file {path}")
 
 
-def up(spec: HostsCluster, assume_yes: bool) -> Cluster:
+def up(spec: HostsCluster, assume_yes: bool, force: bool = False) -> Cluster:
     """Validate the hosts file, pin each machine's host keys (once) and write the inventory."""
-    del assume_yes  # nothing is created or billed
+    del assume_yes, force  # nothing is created, billed or replaced
     machines = load(spec.hosts_file).ranked()
     pinned = _pinned(spec.name)
     nodes, known_hosts = [], []
@@ -142,7 +142,7 @@ def up(spec: HostsCluster, assume_yes: bool) -> Cluster:
                 instance_type="own",
             )
         )  # fmt: skip
-    cluster = Cluster(name=spec.name, provider="hosts", nodes=nodes)
+    cluster = Cluster(name=spec.name, provider="hosts", nodes=nodes, idle_stop_minutes=spec.idle_stop_minutes)
     write_inventory(cluster, known_hosts)
     return cluster
 

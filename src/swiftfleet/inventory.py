@@ -43,6 +43,10 @@ class Cluster(BaseModel):
     # The one port the cluster opens to clients for `swift deploy` (aws: the security group's deploy_port);
     # None where nothing in front of the nodes filters ports (local, hosts).
     deploy_port: int | None = None
+    # The cluster file's idle_stop_minutes, carried to the nodes as swiftfleet_idle_stop_minutes (roles/idle_stop).
+    idle_stop_minutes: Annotated[int, Field(ge=0)] = 0
+    # The aws cluster file's spot, carried as swiftfleet_spot: spot nodes watch for the interruption notice.
+    spot: bool = False
 
     @field_validator("nodes")
     @classmethod
@@ -101,6 +105,8 @@ def write_inventory(cluster: Cluster, known_hosts: list[str]) -> Path:
             "swiftfleet_provider": cluster.provider,
             "master_addr": cluster.master_addr,
             "swiftfleet_deploy_port": cluster.deploy_port,
+            "swiftfleet_idle_stop_minutes": cluster.idle_stop_minutes,
+            "swiftfleet_spot": cluster.spot,
             "ansible_ssh_common_args": f"-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes",
         },
     }
@@ -152,6 +158,8 @@ def read_inventory(cluster: str) -> Cluster:
             provider=group["vars"]["swiftfleet_provider"],
             nodes=nodes,
             deploy_port=group["vars"].get("swiftfleet_deploy_port"),
+            idle_stop_minutes=group["vars"].get("swiftfleet_idle_stop_minutes", 0),
+            spot=group["vars"].get("swiftfleet_spot", False),
         )
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # ValidationError is a ValueError
         # Edited by hand or written by another tool: the kit cannot tell which nodes it holds.

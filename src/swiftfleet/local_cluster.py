@@ -18,7 +18,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.types import IPAMConfig, IPAMPool
 
-from swiftfleet import hostkeys, paths
+from swiftfleet import hostkeys, node_jobs, paths
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.image import docker_client, ensure_image, progress
 from swiftfleet.inventory import Cluster, Node, remove_inventory, write_inventory
@@ -53,20 +53,28 @@ def node_addresses(spec: LocalCluster) -> list[ipaddress.IPv4Address]:
     return [spec.subnet.network_address + FIRST_HOST + rank for rank in range(spec.node_count)]
 
 
-def up(spec: LocalCluster, assume_yes: bool) -> Cluster:
-    """Create (or find running) the cluster's nodes, pin their host keys and write the inventory."""
+def up(spec: LocalCluster, assume_yes: bool, force: bool = False) -> Cluster:
+    """Create (or find running) the cluster's nodes, pin their host keys and write the inventory; nodes beyond
+    the cluster file's count are removed, after asking while a job runs on them."""
     del assume_yes  # nothing here is billed
     addresses = node_addresses(spec)
     client = docker_client()
     ensure_image(spec.image)
+    extras = [
+        c for c in _containers(client, spec.name) if int(c.labels.get(RANK_LABEL, "0")) >= spec.node_count
+    ]
+    if extras:
+        doomed = [int(c.labels.get(RANK_LABEL, "0")) for c in extras]
+        node_jobs.guard_ranks(
+            spec.name, doomed, f"`cluster up` with {spec.node_count} node(s) removes {{nodes}}", force
+        )
     key = _keypair(spec.name)
     network = _network(client, spec)
     _allow_forwarding(spec.name, _bridge(network))
     containers = [_container(client, spec, rank, addresses[rank]) for rank in range(spec.node_count)]
-    for extra in _containers(client, spec.name):
-        if int(extra.labels.get(RANK_LABEL, "0")) >= spec.node_count:
-            progress(f"removing {extra.name}: the cluster file asks for {spec.node_count} node(s)")
-            extra.remove(force=True, v=True)
+    for extra in extras:
+        progress(f"removing {extra.name}: the cluster file asks for {spec.node_count} node(s)")
+        extra.remove(force=True, v=True)
     public_key = key.with_name(key.name + ".pub").read_text()
     nodes, known_hosts = [], []
     for rank, (container, ip) in enumerate(zip(containers, addresses, strict=True)):
@@ -81,7 +89,7 @@ def up(spec: LocalCluster, assume_yes: bool) -> Cluster:
         )  # fmt: skip
     for ip in addresses:
         hostkeys.wait_for_ssh(str(ip), 22, BOOT_TIMEOUT)
-    cluster = Cluster(name=spec.name, provider="local", nodes=nodes)
+    cluster = Cluster(name=spec.name, provider="local", nodes=nodes, idle_stop_minutes=spec.idle_stop_minutes)
     write_inventory(cluster, known_hosts)
     return cluster
 

@@ -72,7 +72,7 @@ class Report:
         return render(["check", "status", "detail"], self.rows)
 
 
-def _error(exc: Exception) -> str:
+def aws_error(exc: Exception) -> str:
     """One short line: AWS's code and message, or only the HTTP status when the body is an HTML error page."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
@@ -124,10 +124,12 @@ def _credentials(spec: AwsCluster, clients: Clients) -> Row:
             "credentials", "fail", "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/...)"
         )
     except ClientError as exc:
-        return Row("credentials", "fail", _error(exc))
+        return Row("credentials", "fail", aws_error(exc))
     except (BotoCoreError, ResponseParserError) as exc:
         return Row(
-            "region", "fail", f"AWS did not answer in {spec.region} ({_error(exc)}): does the region exist?"
+            "region",
+            "fail",
+            f"AWS did not answer in {spec.region} ({aws_error(exc)}): does the region exist?",
         )
     return Row("credentials", "ok", f"account {me['Account']} as {me['Arn']}")
 
@@ -138,7 +140,9 @@ def _region(spec: AwsCluster, clients: Clients) -> Row:
         regions = {r["RegionName"]: r.get("OptInStatus", "") for r in listed}
     except (BotoCoreError, ClientError, ResponseParserError) as exc:
         return Row(
-            "region", "fail", f"EC2 did not answer in {spec.region} ({_error(exc)}): does the region exist?"
+            "region",
+            "fail",
+            f"EC2 did not answer in {spec.region} ({aws_error(exc)}): does the region exist?",
         )
     if spec.region not in regions:
         return Row("region", "fail", f"{spec.region} is not an EC2 region of this account's partition")
@@ -152,7 +156,7 @@ def _instance_type(ec2: Any, instance_type: str) -> dict[str, Any] | Row:
         return ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"][0]  # type: ignore[no-any-return]
     except (ClientError, IndexError) as exc:
         return Row(
-            "instance type", "fail", f"{instance_type} is not available in this region ({_error(exc)})"
+            "instance type", "fail", f"{instance_type} is not available in this region ({aws_error(exc)})"
         )
 
 
@@ -187,7 +191,7 @@ def _subnet_zones(spec: AwsCluster, ec2: Any, zones: list[str]) -> tuple[Row, li
         try:
             subnet = ec2.describe_subnets(SubnetIds=[spec.subnet_id])["Subnets"][0]
         except (ClientError, IndexError) as exc:
-            return Row("subnet", "fail", f"{spec.subnet_id}: {_error(exc)}"), []
+            return Row("subnet", "fail", f"{spec.subnet_id}: {aws_error(exc)}"), []
         zone = subnet["AvailabilityZone"]
         if zone not in zones:
             return Row(
@@ -229,7 +233,7 @@ def vcpu_quota(spec: AwsCluster, quotas: Any, vcpus_per_node: int) -> Row:
             quota = call()["Quota"]
             break
         except (BotoCoreError, ClientError, ResponseParserError) as exc:
-            problem = _error(exc)
+            problem = aws_error(exc)
     else:
         return Row(
             "vCPU quota", "warn", f"quota {code} not readable ({problem}); the cluster needs {needed} vCPUs"
@@ -253,11 +257,11 @@ def _ami(spec: AwsCluster, clients: Clients, architectures: list[str]) -> Row:
         try:
             image_id = clients.ssm.get_parameter(Name=spec.ami_ssm_parameter)["Parameter"]["Value"]
         except ClientError as exc:
-            return Row("AMI", "fail", f"SSM parameter {spec.ami_ssm_parameter}: {_error(exc)}")
+            return Row("AMI", "fail", f"SSM parameter {spec.ami_ssm_parameter}: {aws_error(exc)}")
     try:
         images = clients.ec2.describe_images(ImageIds=[image_id])["Images"]
     except ClientError as exc:
-        return Row("AMI", "fail", f"{image_id} (from {source}): {_error(exc)}")
+        return Row("AMI", "fail", f"{image_id} (from {source}): {aws_error(exc)}")
     if not images:
         return Row("AMI", "fail", f"{image_id} (from {source}) does not exist in {spec.region}")
     image = images[0]
@@ -278,7 +282,7 @@ def _instance_profile(name: str, iam: Any) -> Row:
             return Row(
                 "instance profile", "fail", f"instance_profile {name!r} does not exist in this account"
             )
-        return Row("instance profile", "fail", f"instance_profile {name!r}: {_error(exc)}")
+        return Row("instance profile", "fail", f"instance_profile {name!r}: {aws_error(exc)}")
     roles = [r["RoleName"] for r in profile.get("Roles", [])]
     if not roles:
         return Row(

@@ -1,13 +1,14 @@
 """Terraform driven from Python: one workspace per cluster, variables in a temporary `.tfvars.json`.
 
 python-terraform 0.10.1 (2020) still drives Terraform 1.11; its quirks live here and nowhere else:
-- destroy() passes `-force` by default, which Terraform >= 0.15 rejects: force=IsNotFlagged, auto_approve=True.
+- destroy() passes `-force` by default, which Terraform >= 0.15 rejects; the kit destroys with
+  `apply -destroy -json` instead, like apply (progress as it comes, Ctrl-C handled).
 - the positional `dir_or_plan` maps to a form Terraform 1.x removed: always `working_dir`.
 - output() returns None on failure and drops stderr: output_cmd(json=...) keeps the error, and the raw `-json`
   form ({"name": {"sensitive", "type", "value"}}) is unwrapped to plain values here.
 - it cannot stream: captured output arrives only at exit, and `synchronous=False` leaks into the command line as
-  `-synchronous=false` (the option is popped after the command is built), which Terraform rejects. So apply runs
-  the CLI itself with `-json`: progress is reported as it happens (GPU instances take minutes) and errors come as
+  `-synchronous=false` (the option is popped after the command is built), which Terraform rejects. So apply, plan and
+  destroy run the CLI itself with `-json`: progress is reported as it happens (GPU instances take minutes) and errors come as
   structured diagnostics instead of scraped text.
 """
 
@@ -15,15 +16,18 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_terraform import IsFlagged, IsNotFlagged, Terraform
+from python_terraform import IsFlagged, Terraform
 
 from swiftfleet import paths
 from swiftfleet.errors import SwiftfleetError
@@ -94,6 +98,55 @@ def _progress(event: Mapping[str, Any]) -> str | None:
     return str(event.get("@message", ""))
 
 
+class Interrupted(SwiftfleetError):
+    """A Terraform command was stopped by the user (Ctrl-C); it finished what it had started first."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        super().__init__(f"{command} interrupted")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource a saved plan would change: Terraform's actions, e.g. ("delete", "create") = replace."""
+
+    address: str
+    type: str
+    index: Any  # count/for_each index, None for a single resource
+    actions: tuple[str, ...]
+    why: tuple[str, ...] = ()  # the attributes that force a replacement, else those that change
+
+    def __str__(self) -> str:
+        return f"{self.verb}: {self.address}" + (f" ({', '.join(self.why)})" if self.why else "")
+
+    @property
+    def verb(self) -> str:
+        if "delete" in self.actions:
+            return "replace" if "create" in self.actions else "destroy"
+        return {"create": "create", "update": "update in place"}.get(self.actions[0], "/".join(self.actions))
+
+
+def _why(resource_change: Mapping[str, Any]) -> tuple[str, ...]:
+    change = resource_change["change"]
+    if change.get("replace_paths"):
+        return tuple(sorted({str(path[0]) for path in change["replace_paths"] if path}))
+    before, after = change.get("before") or {}, change.get("after") or {}
+    unknown = change.get("after_unknown") or {}
+    return tuple(
+        sorted(k for k in after if k in before and (after[k] != before[k] or unknown.get(k) is True))
+    )
+
+
+def _wait(proc: subprocess.Popen[str]) -> None:
+    """Wait for a Terraform that was asked to stop; further Ctrl-C only say why the wait goes on."""
+    while True:
+        try:
+            proc.wait()
+            return
+        except KeyboardInterrupt:
+            print("swiftfleet: still waiting for Terraform to save its state", file=sys.stderr, flush=True)
+
+
 class Workspace:
     """The Terraform module (paths.terraform_dir()) in the workspace of one cluster."""
 
@@ -136,12 +189,39 @@ class Workspace:
         if errors is not None:
             raise TerraformError("apply", errors)
 
+    def plan(self, variables: Mapping[str, Any], plan_file: Path) -> list[Change]:
+        """Save the plan that would bring the workspace to `variables` and return its changes (no-ops left out);
+        apply_plan() then does exactly what was shown, or nothing if the state moved since."""
+        with _var_file(variables) as var_file:
+            cmd = ["terraform", "plan", "-json", "-input=false", f"-var-file={var_file}", f"-out={plan_file}"]
+            errors = self._stream(cmd, lambda _: None)
+        if errors is not None:
+            raise TerraformError("plan", errors)
+        out = self._run("show", lambda: self._tf.cmd("show", str(plan_file), json=IsFlagged))
+        return [
+            Change(
+                str(rc["address"]), str(rc["type"]), rc.get("index"), tuple(rc["change"]["actions"]), _why(rc)
+            )
+            for rc in json.loads(out).get("resource_changes", [])
+            if rc.get("mode") == "managed" and rc["change"]["actions"] not in (["no-op"], ["read"])
+        ]
+
+    def apply_plan(self, plan_file: Path, progress: Callable[[str], None]) -> None:
+        errors = self._stream(["terraform", "apply", "-json", "-input=false", str(plan_file)], progress)
+        if errors is not None:
+            raise TerraformError("apply", errors)
+
     def _stream(self, cmd: list[str], progress: Callable[[str], None]) -> list[str] | None:
-        """Run a `-json` command, reporting progress as it comes; the error diagnostics if it fails, else None."""
+        """Run a `-json` command, reporting progress as it comes; the error diagnostics if it fails, else None.
+
+        Terraform runs in a session of its own, so a Ctrl-C at the terminal reaches only this process, which then
+        asks Terraform once to stop: it finishes the operations under way and saves the state (a second signal
+        would make it exit at once and lose what it created). Interrupted is raised once it has stopped."""
         try:
             proc = subprocess.Popen(
-                cmd, cwd=self.working_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+                cmd, cwd=self.working_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
         except FileNotFoundError:
             raise SwiftfleetError("terraform is not on PATH: install Terraform >= 1.5") from None
         stderr: list[str] = []
@@ -149,7 +229,21 @@ class Workspace:
         drain = threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True)
         drain.start()
         errors: list[str] = []
-        for line in proc.stdout or []:
+        interrupted = False
+        lines = iter(proc.stdout or [])
+        while True:
+            try:
+                line = next(lines, None)
+            except KeyboardInterrupt:
+                if not interrupted:
+                    interrupted = True
+                    proc.send_signal(signal.SIGINT)
+                progress(
+                    "interrupted: Terraform finishes the operations under way and saves its state; waiting"
+                )
+                continue
+            if line is None:
+                break
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
@@ -158,19 +252,39 @@ class Workspace:
                 progress(message)
             if (error := _diagnostic(event)) is not None:
                 errors.append(error)
-        proc.wait()
+        _wait(proc)
         drain.join()
+        if interrupted:
+            raise Interrupted(" ".join(cmd[:2]))
         if proc.returncode == 0:
             return None
         # Errors found before Terraform starts its JSON view (bad flags, unreadable files) come as plain text.
         return errors or error_lines("".join(stderr))
 
-    def destroy(self, variables: Mapping[str, Any]) -> None:
+    def destroy(
+        self,
+        variables: Mapping[str, Any],
+        progress: Callable[[str], None] | None = None,
+        targets: list[str] | None = None,
+    ) -> None:
+        """Destroy everything in the workspace, or only `targets` (resource addresses) and what depends on them."""
         with _var_file(variables) as var_file:
-            self._run(
-                "destroy",
-                lambda: self._tf.destroy(force=IsNotFlagged, auto_approve=True, var_file=str(var_file)),
-            )
+            cmd = [
+                "terraform",
+                "apply",
+                "-destroy",
+                "-json",
+                "-auto-approve",
+                "-input=false",
+                f"-var-file={var_file}",
+            ]
+            errors = self._stream(cmd + [f"-target={t}" for t in targets or []], progress or (lambda _: None))
+        if errors is not None:
+            raise TerraformError("destroy", errors)
+
+    def managed(self) -> set[str]:
+        """The addresses of the resources the workspace's state holds (data sources left out)."""
+        return {str(r["address"]) for r in self.resources() if r.get("mode") == "managed"}
 
     def resources(self) -> list[dict[str, Any]]:
         """What the workspace's state holds (managed resources and data sources): address, mode, values."""

@@ -77,6 +77,7 @@ class FaultProxy:
     failures: dict[str, str] = field(default_factory=dict)  # subnet id -> EC2 error code
     run_instances: list[str] = field(default_factory=list)  # subnet of every RunInstances call, in order
     console_keys: dict[str, str] = field(default_factory=dict)  # instance id -> the key its console shows
+    loopback: dict[bytes, bytes] = field(default_factory=dict)  # moto's public IPv4 -> the one shown instead
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -84,6 +85,7 @@ class FaultProxy:
             self.failures.clear()
             self.run_instances.clear()
             self.console_keys.clear()
+            self.loopback.clear()
 
     def fault(self, params: dict[str, str]) -> tuple[int, bytes] | None:
         if params.get("Action") != "RunInstances":
@@ -102,6 +104,21 @@ class FaultProxy:
             "<RequestID>5c3b8a3e-0000-4000-8000-swiftfleet</RequestID></Response>"
         )
         return STATUS[code], body.encode()
+
+    def public_ips(self, data: bytes) -> bytes:
+        """Instances' public IPv4s as loopback addresses: moto hands out real internet addresses (54.x, 3.x), and
+        the kit logs into nodes (the running-job check before `down`); a test may only ever reach loopback."""
+
+        def swap(m: re.Match[bytes]) -> bytes:
+            with self.lock:
+                n = self.loopback.setdefault(m[2], b"")
+                if not n:
+                    n = self.loopback[m[2]] = (
+                        f"127.0.{len(self.loopback) // 250}.{len(self.loopback) % 250 + 2}".encode()
+                    )
+            return m[1] + n + m[3]
+
+        return re.sub(rb"(<(?:ipAddress|publicIp)>)(\d+\.\d+\.\d+\.\d+)(</)", swap, data)
 
     def console(self, params: dict[str, str], data: bytes) -> bytes:
         """Moto's sample console text plus the block cloud-init prints at first boot."""
@@ -147,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
         conn.close()
         if params.get("Action") == "GetConsoleOutput" and resp.status == 200:
             data = proxy.console(params, data)
+        if params.get("Action") in ("RunInstances", "DescribeInstances"):
+            data = proxy.public_ips(data)
         self._reply(resp.status, [(k, v) for k, v in resp.getheaders() if k.lower() not in skip], data)
 
     def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:

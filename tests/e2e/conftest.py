@@ -115,7 +115,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory, node_image: str, tiny: P
             assert up.returncode == 0, up.stdout + up.stderr
             yield Rehearsal(root, env, tiny)
         finally:
-            run_cli("cluster", "down", "--config", str(config), env=env)
+            run_cli("cluster", "down", "--config", str(config), "--force", env=env)  # a server may still run
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,24 @@ CASES = [
         lambda d: sft(d, resume="./ckpt-nowhere"),
         ["resume", "not a checkpoint directory"],
     ),
+    ("recover-not-bool", lambda d: sft(d, recover="yes please"), ["recover", "boolean"]),
+    (
+        "recover-with-s3-output",
+        lambda d: sft(d, recover=True, output="s3://sf-out/runs"),
+        ["recover", "copied to this machine: output: fetch"],
+    ),
+    (
+        "recover-on-deploy",
+        lambda d: {
+            "job": {
+                "name": "srv",
+                "kind": "swift deploy",
+                "model": "Qwen/Qwen2.5-7B-Instruct",
+                "recover": True,
+            }
+        },
+        ["recover", "it takes no recover"],
+    ),
     ("master-port-outside", lambda d: sft(d, master_port=29700), ["master_port", "29600"]),
     ("time-limit-unit", lambda d: sft(d, time_limit="5 parsecs"), ["time_limit", "should match pattern"]),
     (

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from swiftfleet import paths
+from swiftfleet import node_plugins, paths
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster
 from swiftfleet.jobs import arg_rules, checkpoints, dataset_check, ms_swift_args, needs, node_facts, sizing
@@ -344,6 +344,19 @@ class _Builder:
         self.uploads.append({"src": str(local.resolve()), "dest": dest})
         return f"{name}{sep}{dest}"
 
+    def save_on_notice(self, cfg: dict[str, Any]) -> None:
+        """HF-Trainer training jobs that save carry the callback saving at a spot interruption notice (after the
+        user's own plugins and callbacks); Megatron kinds do not. Every such job, not only those on spot nodes:
+        whether a node watches is setup's (roles/spot_watch) and may change after the plan; without a notice the
+        callback costs a file read and a 1-element all_reduce per step."""
+        if self.job.command not in SAVES_CHECKPOINTS or cfg.get("save_strategy", "steps") == "no":
+            return
+        dest = f"files/swiftfleet/{node_plugins.SAVE_ON_NOTICE.name}"
+        self.uploads.append({"src": str(node_plugins.SAVE_ON_NOTICE), "dest": dest})
+        for arg, value in (("external_plugins", dest), ("callbacks", node_plugins.SAVE_ON_NOTICE_CALLBACK)):
+            have = cfg.get(arg) or []
+            cfg[arg] = [*([have] if isinstance(have, str) else have), value]
+
     def deploy_port(self) -> int:
         """The server's port: the job's, else the cluster's; where the cluster opens one port to clients, that one."""
         opened = self.all_nodes[0].deploy_port if self.all_nodes else None
@@ -372,6 +385,7 @@ class _Builder:
         cfg.update({arg: self.carry(arg, value) for arg, value in job.args.items() if arg in CARRIED_ARGS})
         cfg.update(self.resume_args())
         cfg.update(self.checkpoint_args())
+        self.save_on_notice(cfg)
         if job.is_training:
             cfg["output_dir"] = "output"
         elif job.command == "swift export":

@@ -148,6 +148,14 @@ class Job(BaseModel):
         ),
     ] = None
     resume: Annotated[str | None, Field(description="`latest` or a local checkpoint directory.")] = None
+    recover: Annotated[
+        bool,
+        Field(
+            description="Training only: when a node is lost mid-run, `swiftfleet train` (make train) brings the "
+            "cluster back to its size, sets the new node up and resumes from the newest checkpoint copied off "
+            "the nodes (output: fetch), up to 3 times."
+        ),
+    ] = False
     checkpoint: Annotated[
         str | None,
         Field(
@@ -196,7 +204,9 @@ class Job(BaseModel):
     def _time_limit(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        seconds = sum(int(n) * TIME_UNITS[unit] for n, unit in re.findall(r"(\d+)(min|d|h|m|s)", v))
+        from swiftfleet.ttl import duration_seconds
+
+        seconds = duration_seconds(v)
         if seconds > MAX_TIME_LIMIT_DAYS * TIME_UNITS["d"]:
             raise ValueError(
                 f"{v!r} is over {MAX_TIME_LIMIT_DAYS} days, the most it may be (past systemd's range RuntimeMaxSec "
@@ -261,12 +271,16 @@ def check(job: Job, source: str) -> None:
     if job.is_training and not job.datasets:
         _fail(source, "datasets", f"`{cmd}` needs at least one dataset")
     if not job.is_training:
-        for field in ("datasets", "val_datasets", "resume", "nproc_per_node"):
+        for field in ("datasets", "val_datasets", "resume", "nproc_per_node", "recover"):
             # An export's datasets are the calibration set of an awq/gptq quantization.
             if getattr(job, field) and not (field == "datasets" and cmd == "swift export"):
                 _fail(source, field, f"`{cmd}` is one process on one node (no torchrun), it takes no {field}")
         if job.nodes not in (None, 1):
             _fail(source, "nodes", f"`{cmd}` runs on one node (ms-swift serves one model per machine)")
+    if job.recover and job.output not in (None, "fetch"):
+        _fail(
+            source, "recover", "a recovery resumes from the checkpoints copied to this machine: output: fetch"
+        )
     if job.checkpoint is not None:
         if job.is_training:
             _fail(source, "checkpoint", f"`{cmd}` continues from a checkpoint with `resume`")

@@ -1,9 +1,11 @@
 # Test-only drop-in: copy this file next to the module's .tf files to apply the module against
 # moto's server (see tests/README.md). Never part of a real deployment.
 
-# moto never gains capacity: one attempt keeps the failover tests short.
+# moto never gains capacity: few attempts keep the failover tests short. Two, not one: the SDK reuses
+# keep-alive connections to the test proxy and now and then reads from one just closed ("use of closed
+# network connection"), which one retry absorbs.
 provider "aws" {
-  max_retries = 1
+  max_retries = 2
 }
 
 resource "aws_instance" "node" {
