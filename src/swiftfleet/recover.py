@@ -61,7 +61,8 @@ def train(
                 return
             if not job.recover:
                 raise SwiftfleetError(f"train.yml failed (exit {rc}): see its report above")
-            lost = [n for n in node_jobs.running(read_inventory(name)) if n.error]
+            asked = node_jobs.running(read_inventory(name))
+            lost = [n for n in asked if n.error]
             if not lost:
                 raise SwiftfleetError(
                     f"train.yml failed (exit {rc}) with every node answering: the job's own failure (see the "
@@ -78,7 +79,11 @@ def train(
             names = ", ".join(f"{n.node} ({n.error})" for n in lost)
             say(f"job {job.name}: lost {names}; recovery {attempt + 1} of {MAX_RECOVERIES}")
             say("stopping the job's ranks on the nodes that answer")
-            _playbook("stop.yml", name, "-e", f"@{job_file}")
+            answering = [n.node for n in asked if not n.error]
+            if answering:  # the lost nodes left out: each would cost an SSH timeout
+                _playbook(
+                    "stop.yml", name, "-e", f"@{job_file}", "--limit", ",".join(["localhost", *answering])
+                )
             say(f"bringing cluster {name!r} back to {cluster_spec.node_count} node(s)")
             with lock.held(name, "cluster up (recovery)"):
                 up(cluster_spec, assume_yes=True, force=True)

@@ -17,7 +17,7 @@ from tests.e2e.conftest import TRAIN_ARGS, Rehearsal
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
 
-STEPS = 60
+STEPS = 30
 
 
 def _step(entry: dict[str, object]) -> int | None:
@@ -29,7 +29,7 @@ def test_a_lost_rank0_node_comes_back_and_the_run_resumes_where_it_left(installe
     job = installed.job(
         name="tiny-recover", kind="swift sft", model=str(installed.tiny / "model"),
         datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, recover=True,
-        args={**TRAIN_ARGS, "max_steps": STEPS, "save_steps": 10, "logging_steps": 1},
+        args={**TRAIN_ARGS, "max_steps": STEPS, "save_steps": 5, "logging_steps": 1},
         env={"CUDA_VISIBLE_DEVICES": ""},
     )  # fmt: skip
     out_dir = installed.outputs / "tiny-recover"
@@ -71,7 +71,7 @@ def test_a_lost_rank0_node_comes_back_and_the_run_resumes_where_it_left(installe
     text = log.read_text()
     assert rc == 0, text[-4000:]
     assert f"job tiny-recover: lost {installed.name}-node0 (" in text and "recovery 1 of 3" in text
-    assert f"resuming from {saved}" in text or "resuming from" in text
+    assert f"resuming from {saved}" in text
     print(f"node loss -> training again: {back:.0f} s (checkpoint {saved.name} saved before the loss)")
 
     # The resumed run's first logged step follows the checkpoint it started from, and it reached the end.
