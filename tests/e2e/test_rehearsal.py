@@ -20,16 +20,16 @@ from tests.roles.conftest import BIN, Run
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
 
 
-def test_a_job_too_big_for_the_inventory_touches_no_host(rehearsal: Rehearsal) -> None:
-    job = rehearsal.job(
-        name="too-big", kind="swift sft", model=str(rehearsal.tiny / "model"),
-        datasets=[str(rehearsal.tiny / "chat.jsonl")], nodes=3, args=TRAIN_ARGS,
+def test_a_job_too_big_for_the_inventory_touches_no_host(installed: Rehearsal) -> None:
+    job = installed.job(
+        name="too-big", kind="swift sft", model=str(installed.tiny / "model"),
+        datasets=[str(installed.tiny / "chat.jsonl")], nodes=3, args=TRAIN_ARGS,
     )  # fmt: skip
-    run = rehearsal.play("train.yml", job)
+    run = installed.play("train.yml", job)
     assert run.rc != 0
     assert "job: nodes: the job wants 3 nodes, the cluster has 2" in run.output
     assert set(run.recap()) == {"localhost"}, run.output[-3000:]  # no node was contacted
-    assert "too-big" not in rehearsal.node(0, "ls", "/root/swiftfleet/jobs")
+    assert "too-big" not in installed.node(0, "ls", "/root/swiftfleet/jobs")
 
 
 def test_setup_installs_the_cpu_stack_twice_the_second_run_changes_nothing(
