@@ -98,8 +98,7 @@ def test_checkpoints_stream_off_the_nodes_and_a_lost_rank0_resumes_from_them(ins
         _wait("streamed checkpoint", 900, lambda: len(_markers(r)) >= 1)
         assert r.unit_states(NAME) == ["active", "active"], first_log.read_text()[-3000:]
         assert min(_markers(r)) < MAX_STEPS
-        _wait("third streamed checkpoint", 900, lambda: len(_markers(r)) >= 3)
-        assert r.unit_states(NAME) == ["active", "active"], "the run ended before rank 0 could be lost"
+        # Lost at once: on an idle machine the 30 steps take about 30 s, only a few watch rounds.
         # Rank 0's node is lost mid-run: killed, then removed with its disk (a lost instance).
         rank0 = local_cluster.container_name(r.name, 0)
         lost = time.monotonic()

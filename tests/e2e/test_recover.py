@@ -17,7 +17,7 @@ from tests.e2e.conftest import TRAIN_ARGS, Rehearsal
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
 
-STEPS = 30
+STEPS = 60  # about a minute on an idle machine: the first checkpoint is safe well before the end
 
 
 def _step(entry: dict[str, object]) -> int | None:
