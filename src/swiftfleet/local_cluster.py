@@ -6,6 +6,7 @@ Root logs in with a key pair kept under the cluster's state directory; the nodes
 over `docker exec` and pinned, so Ansible never has to trust a key it sees first on the network.
 """
 
+import contextlib
 import ipaddress
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ CACHE_DIR = Path("/var/cache/swiftfleet")
 WHEELS = Path("/opt/wheels")
 FIRST_HOST = 10
 BOOT_TIMEOUT = 60.0
+REMOVAL_TIMEOUT = 300.0  # a killed node's removal can take minutes (its processes and mounts torn down)
 
 
 def network_name(cluster: str) -> str:
@@ -175,7 +177,7 @@ def _container(
 ) -> Container:
     name = container_name(spec.name, rank)
     try:
-        container = client.containers.get(name)
+        container = _settled(client.containers.get(name))
     except docker.errors.NotFound:
         progress(f"starting {name} at {ip}")
         volumes = {
@@ -194,7 +196,28 @@ def _container(
             networking_config={net: client.api.create_endpoint_config(ipv4_address=str(ip))},
         )  # fmt: skip
     if container.status != "running":
-        container.start()
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            raise SwiftfleetError(f"{name}: Docker cannot start it: {exc.explanation}") from None
+    return container
+
+
+def _settled(container: Container) -> Container:
+    """The container, once Docker has finished removing a lost one (`docker rm -f` may return while the removal
+    goes on); docker.errors.NotFound when it is gone, so that a new one is made in its place."""
+    deadline = time.monotonic() + REMOVAL_TIMEOUT
+    if container.status == "dead":  # a removal that failed half-way: finish it
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True, v=True)
+    while container.status in ("removing", "dead"):
+        if time.monotonic() > deadline:
+            raise SwiftfleetError(
+                f"{container.name}: Docker is still removing it after {REMOVAL_TIMEOUT:.0f} s"
+            )
+        progress(f"waiting for Docker to finish removing {container.name}")
+        time.sleep(1)
+        container.reload()  # raises NotFound once it is gone
     return container
 
 

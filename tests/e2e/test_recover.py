@@ -12,7 +12,7 @@ import pytest
 
 from swiftfleet import local_cluster
 from swiftfleet.jobs import checkpoints
-from tests.conftest import REPO, SWIFTFLEET
+from tests.conftest import REPO, SWIFTFLEET, run_cli
 from tests.e2e.conftest import TRAIN_ARGS, Rehearsal
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
@@ -67,7 +67,9 @@ def test_a_lost_rank0_node_comes_back_and_the_run_resumes_where_it_left(installe
         rc = proc.wait(timeout=900)
     finally:
         proc.kill()
-        installed.setup()  # the new node gets the session's extras again for the tests after this one
+        # Whatever happened, the session's cluster is whole again, with the session's extras, for later tests.
+        run_cli("cluster", "up", "--config", str(installed.root / "cluster.yml"), env=installed.env)
+        installed.setup()
     text = log.read_text()
     assert rc == 0, text[-4000:]
     assert f"job tiny-recover: lost {installed.name}-node0 (" in text and "recovery 1 of 3" in text
