@@ -80,7 +80,7 @@ tf-check: venv ## terraform fmt -check, validate, test and the checkov scan
 
 test: venv dockerd ## The whole suite: lint, then pytest (Terraform on moto, local cluster, Molecule)
 	$(MAKE) lint
-	pytest -ra
+	pytest -ra --durations=40
 
 test-fast: venv ## Only the tests that need neither Docker nor Terraform
 	pytest -ra -m "not docker and not moto"

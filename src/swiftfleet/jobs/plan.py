@@ -350,12 +350,11 @@ class _Builder:
         whether a node watches is setup's (roles/spot_watch) and may change after the plan; without a notice the
         callback costs a file read and a 1-element all_reduce per step."""
         dest = f"files/swiftfleet/{node_plugins.SAVE_ON_NOTICE.name}"
-        trains = self.job.command in SAVES_CHECKPOINTS and cfg.get("save_strategy", "steps") != "no"
         # A checkpoint's args.json names the plugin (relative to the job directory), and ms-swift imports it again
-        # wherever the checkpoint is loaded (export, deploy, eval): the file goes with such a job too, unused.
-        if trains or self.job.checkpoint is not None or "adapters" in self.job.args:
-            self.uploads.append({"src": str(node_plugins.SAVE_ON_NOTICE), "dest": dest})
-        if not trains:
+        # wherever a model saved from it is loaded: a checkpoint, adapters, a merged export, a model path on the
+        # node. The file (3 KB) goes with every job, unused by those that do not train.
+        self.uploads.append({"src": str(node_plugins.SAVE_ON_NOTICE), "dest": dest})
+        if self.job.command not in SAVES_CHECKPOINTS or cfg.get("save_strategy", "steps") == "no":
             return
         for arg, value in (("external_plugins", dest), ("callbacks", node_plugins.SAVE_ON_NOTICE_CALLBACK)):
             have = cfg.get(arg) or []
