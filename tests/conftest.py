@@ -54,3 +54,11 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    """The CLI as a user starts it, in the background and without a terminal (stdin closed: nothing can be asked)."""
+    return subprocess.Popen(
+        [*SWIFTFLEET, *args], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip

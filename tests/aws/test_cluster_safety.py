@@ -18,17 +18,9 @@ from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import read_inventory
 from tests.aws.conftest import NOTHING, FaultProxy, aws_spec, cluster_file, default_subnet, leftovers
 from tests.aws.conftest import live_instances as live
-from tests.conftest import REPO, SWIFTFLEET, run_cli
+from tests.conftest import run_cli, start_cli
 
 pytestmark = pytest.mark.moto
-
-
-def _cli(*args: str) -> subprocess.Popen[str]:
-    """The CLI as a user starts it, without a terminal (stdin closed: nothing can be asked)."""
-    return subprocess.Popen(
-        [*SWIFTFLEET, *args], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
 
 
 def _ids() -> set[str]:
@@ -39,13 +31,13 @@ def test_two_concurrent_ups_make_one_cluster_and_the_loser_says_who_holds_it(
     aws: FaultProxy, ssh_key: Path, tmp_path: Path
 ) -> None:
     config = cluster_file(tmp_path / "c.yml", ssh_key, name="sf-race")
-    first = _cli("cluster", "up", "--config", str(config), "--yes")
+    first = start_cli("cluster", "up", "--config", str(config), "--yes")
     lock_file = lock.lock_file("sf-race")
     deadline = time.monotonic() + 120
     while not lock_file.exists():  # the first one holds the lock (before any Terraform runs)
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
-    second = _cli("cluster", "up", "--config", str(config), "--yes")
+    second = start_cli("cluster", "up", "--config", str(config), "--yes")
     _, err2 = second.communicate(timeout=120)
     _, err1 = first.communicate(timeout=600)
 
@@ -170,7 +162,7 @@ def test_ctrl_c_during_apply_lets_terraform_save_and_says_what_exists(
     aws: FaultProxy, ssh_key: Path, tmp_path: Path
 ) -> None:
     config = cluster_file(tmp_path / "c.yml", ssh_key, name="sf-intr")
-    proc = _cli("cluster", "up", "--config", str(config), "--yes")
+    proc = start_cli("cluster", "up", "--config", str(config), "--yes")
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr or []), daemon=True)
     reader.start()

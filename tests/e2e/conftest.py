@@ -19,7 +19,7 @@ from swiftfleet.inventory import inventory_path
 from tests.conftest import REPO, run_cli
 from tests.e2e.make_eval_set import make as make_eval_set
 from tests.jobs.conftest import swift_python, tiny  # noqa: F401  (fixtures)
-from tests.roles.conftest import Run, ansible_playbook, node_image  # noqa: F401  (fixture)
+from tests.roles.conftest import BIN, Run, ansible_playbook, node_image  # noqa: F401  (fixture)
 
 SUBNET = ipaddress.ip_network(os.environ.get("SWIFTFLEET_E2E_SUBNET", "172.31.240.0/24"))
 CLUSTER = {
@@ -73,6 +73,15 @@ class Rehearsal:
 
     def play(self, playbook: str, job: Path, *extra: str) -> Run:
         return ansible_playbook(*self.argv(playbook, job, *extra), env=self.env)
+
+    def start(self, playbook: str, job: Path, log: Path) -> subprocess.Popen[bytes]:
+        """The playbook in the background, its output in log, in its own process group (a test may end it)."""
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [str(BIN / "ansible-playbook"), *self.argv(playbook, job)],
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "NO_COLOR": "1", **self.env},
+            )  # fmt: skip
 
     def setup(self, extra_vars: str = SETUP_VARS) -> Run:
         return ansible_playbook(

@@ -21,10 +21,9 @@ import pytest
 
 from swiftfleet import local_cluster
 from swiftfleet.jobs.checkpoints import MARKER, latest_complete, step_of
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 from tests.e2e.conftest import TRAIN_ARGS, Rehearsal
 from tests.e2e.test_s3 import BUCKET, Store, s3  # noqa: F401  (the module's own S3 stand-in)
-from tests.roles.conftest import BIN
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
 
@@ -38,16 +37,6 @@ def _job(r: Rehearsal, **extra: Any) -> Path:
         name=NAME, kind="swift sft", model=str(r.tiny / "model"), datasets=[str(r.tiny / "chat.jsonl")],
         nproc_per_node=1, args=ARGS, env={"CUDA_VISIBLE_DEVICES": ""}, **extra,
     )  # fmt: skip
-
-
-def _start(r: Rehearsal, job: Path, log: Path) -> subprocess.Popen[bytes]:
-    """train.yml in the background, in its own process group (the test ends it when rank 0 is gone)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(BIN / "ansible-playbook"), *r.argv("train.yml", job)],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "NO_COLOR": "1", **r.env},
-        )  # fmt: skip
 
 
 def _markers(r: Rehearsal) -> dict[int, dict[str, Any]]:
@@ -101,7 +90,7 @@ def test_checkpoints_stream_off_the_nodes_and_a_lost_rank0_resumes_from_them(ins
 
 def _stream_lose_and_resume(r: Rehearsal) -> None:
     first_log = r.root / f"{NAME}-first.log"
-    play = _start(r, _job(r), first_log)
+    play = r.start("train.yml", _job(r), first_log)
     try:
         # A complete checkpoint is on the controller while both ranks still train: copied during the run.
         _wait("streamed checkpoint", 900, lambda: len(_markers(r)) >= 1)
@@ -140,7 +129,7 @@ def _stream_lose_and_resume(r: Rehearsal) -> None:
     stop = r.play("stop.yml", job)
     assert stop.rc == 0, stop.output[-3000:]
     second_log = r.root / f"{NAME}-resumed.log"
-    play = _start(r, job, second_log)
+    play = r.start("train.yml", job, second_log)
     log = f"/root/swiftfleet/jobs/{NAME}/rank0.log"
     _wait("training step after the resume", 900, lambda: "global_step/max_steps" in r.node(0, "cat", log))
     training = time.monotonic()

@@ -4,18 +4,15 @@ local multiple-choice set), a killed rank reported by name, and a job too big fo
 any host is touched. The cluster is the session's (conftest.py)."""
 
 import json
-import os
-import subprocess
 import time
 
 import pytest
 
 from swiftfleet.inventory import known_hosts_path
 from swiftfleet.jobs.plan import latest_checkpoint
-from tests.conftest import REPO
 from tests.e2e.chat import chat
 from tests.e2e.conftest import CPU_ARGS, KEY, RANK0_IP, TRAIN_ARGS, Rehearsal
-from tests.roles.conftest import BIN, Run
+from tests.roles.conftest import Run
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
 
@@ -163,12 +160,7 @@ def test_a_killed_rank_stops_the_run_and_is_named(installed: Rehearsal) -> None:
         env={"CUDA_VISIBLE_DEVICES": ""},
     )  # fmt: skip
     log = installed.root / "kill.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "ansible-playbook"), *installed.argv("train.yml", job)],
-            cwd=REPO, env={**os.environ, **installed.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = installed.start("train.yml", job, log)
     try:
         deadline = time.monotonic() + 600
         while "step 1/500" not in log.read_text():  # training is under way on both ranks

@@ -8,8 +8,6 @@ the watcher, so later tests see the normal cluster. The role alone, not all of s
 machine): the session's setup.yml runs apply it already (a local node, not spot: nothing installed)."""
 
 import json
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +17,9 @@ import pytest
 import yaml
 
 from swiftfleet.inventory import inventory_path, read_inventory
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
 from tests.e2e.conftest import GATEWAY_IP, TRAIN_ARGS, Rehearsal
-from tests.roles.conftest import BIN, Run, ansible_playbook
+from tests.roles.conftest import Run, ansible_playbook
 
 pytestmark = [pytest.mark.docker, pytest.mark.swift]
 
@@ -110,12 +108,7 @@ def test_a_notice_on_one_node_makes_every_rank_save_and_training_goes_on(
     )  # fmt: skip
     log = installed.root / "spot.log"
     started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "ansible-playbook"), *installed.argv("train.yml", job)],
-            cwd=REPO, env={**os.environ, **installed.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = installed.start("train.yml", job, log)
     try:
         # Step 1 done on both ranks, read from rank 0's log on its node (train.yml prints it a poll later).
         rank0_log = "/root/swiftfleet/jobs/tiny-spot/rank0.log"

@@ -15,7 +15,7 @@ import yaml
 from swiftfleet import local_cluster, lock
 from swiftfleet.inventory import inventory_path
 from swiftfleet.settings import LocalCluster
-from tests.conftest import REPO, SWIFTFLEET
+from tests.conftest import REPO, start_cli
 
 pytestmark = pytest.mark.docker
 
@@ -41,26 +41,18 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             local_cluster.down(spec)
 
 
-def _cli(*args: str) -> subprocess.Popen[str]:
-    """The CLI without a terminal: nothing can be asked."""
-    return subprocess.Popen(
-        [*SWIFTFLEET, *args], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
 def _containers() -> list[str]:
     found = docker.from_env().containers.list(all=True, filters={"label": f"{local_cluster.LABEL}={NAME}"})
     return sorted(c.name for c in found)
 
 
 def test_two_ups_at_once_make_one_cluster_and_the_loser_names_the_winner(config: Path) -> None:
-    first = _cli("cluster", "up", "--config", str(config))
+    first = start_cli("cluster", "up", "--config", str(config))
     deadline = time.monotonic() + 60
     while not lock.lock_file(NAME).exists():
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    second = _cli("cluster", "up", "--config", str(config))
+    second = start_cli("cluster", "up", "--config", str(config))
     _, err2 = second.communicate(timeout=120)
     _, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
@@ -106,14 +98,14 @@ def test_playbooks_that_change_the_cluster_wait_for_its_lock(config: Path) -> No
 
 
 def test_down_while_a_job_runs_refuses_without_a_terminal_and_force_goes_ahead(config: Path) -> None:
-    up = _cli("cluster", "up", "--config", str(config))
+    up = start_cli("cluster", "up", "--config", str(config))
     assert up.wait(timeout=300) == 0
     # A job's rank as systemd runs it on the node (the unit name is what the kit's jobs use).
     node0 = docker.from_env().containers.get(local_cluster.container_name(NAME, 0))
     started = node0.exec_run(["systemd-run", "--unit", "swiftfleet-tiny-run-rank0", "sleep", "600"])
     assert started.exit_code == 0, started.output
 
-    refused = _cli("cluster", "down", "--config", str(config))
+    refused = start_cli("cluster", "down", "--config", str(config))
     _, err = refused.communicate(timeout=120)
     assert refused.returncode == 2
     (line,) = err.strip().splitlines()
@@ -123,7 +115,7 @@ def test_down_while_a_job_runs_refuses_without_a_terminal_and_force_goes_ahead(c
     )
     assert len(_containers()) == 2  # nothing was removed
 
-    forced = _cli("cluster", "down", "--config", str(config), "--force")
+    forced = start_cli("cluster", "down", "--config", str(config), "--force")
     _, err = forced.communicate(timeout=300)
     assert forced.returncode == 0, err
     assert f"--force: `cluster down` ends job tiny-run (rank 0 on {NAME}-node0)" in err
