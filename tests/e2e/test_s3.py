@@ -1,10 +1,12 @@
 """A job whose model, dataset and output are s3:// URIs, on the session's 2-node cluster (conftest.py): moto's S3
 listens on the controller's address on the cluster's own bridge, the nodes' AWS CLI (installed by setup.yml's
 ms_swift role) reaches it through the job's env (AWS_ENDPOINT_URL and fake keys), every node downloads the model
-and the dataset, both ranks train one LoRA, and rank 0's checkpoint lands in the bucket. A dataset in a missing
-bucket fails at the download, in one line, before any unit exists."""
+and the dataset, both ranks train one LoRA, and each checkpoint is streamed into the bucket while the job runs, with
+its completeness marker (playbooks/tasks/stream.yml). A dataset in a missing bucket fails at the download, in one
+line, before any unit exists."""
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from swiftfleet.jobs.checkpoints import MARKER
 from tests.conftest import free_port
 from tests.e2e.conftest import GATEWAY_IP, TRAIN_ARGS, Rehearsal
 
@@ -83,10 +86,10 @@ def test_lora_trains_from_s3_and_puts_its_checkpoint_in_s3(installed: Rehearsal,
     job = installed.job(
         name=name, kind="swift sft", model=f"s3://{BUCKET}/{MODEL_PREFIX}",
         datasets=[f"s3://{BUCKET}/{DATASET_KEY}"], nproc_per_node=1, output=f"s3://{BUCKET}/runs/{name}",
-        args={**TRAIN_ARGS, "max_steps": 2, "save_steps": 2}, env=s3.job_env(),
+        args={**TRAIN_ARGS, "max_steps": 4, "save_steps": 2}, env=s3.job_env(),
     )  # fmt: skip
     run = installed.play("train.yml", job)
-    print(f"train.yml (s3:// model, dataset and output; 2 nodes, 2 steps): {run.seconds:.0f} s")
+    print(f"train.yml (s3:// model, dataset and output; 2 nodes, 4 steps): {run.seconds:.0f} s")
     assert run.rc == 0, run.output[-5000:]
     assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in run.output
 
@@ -105,9 +108,12 @@ def test_lora_trains_from_s3_and_puts_its_checkpoint_in_s3(installed: Rehearsal,
     assert not (out / "output").exists()  # the output went to S3, not to the controller
 
     objects = s3.keys(f"runs/{name}/")
-    adapters = [k for k in objects if k.endswith("/checkpoint-2/adapter_model.safetensors")]
-    assert len(adapters) == 1, sorted(objects)
-    assert objects[adapters[0]] > 0
+    for step in (2, 4):  # each checkpoint under the prefix, complete, with its marker, named as it went
+        (marker,) = [k for k in objects if k.endswith(f"/checkpoint-{step}/{MARKER}")]
+        body = json.loads(s3.client.get_object(Bucket=BUCKET, Key=marker)["Body"].read())
+        assert body["step"] == step and body["files"] > 0, body
+        assert objects[marker.removesuffix(MARKER) + "adapter_model.safetensors"] > 0
+        assert f"checkpoint-{step} safe at s3://{BUCKET}/runs/{name}/" in run.output
     assert f"Output: s3://{BUCKET}/runs/{name}" in run.output
 
 
