@@ -98,6 +98,32 @@ def table(rows: list[list[Any]], head: list[str]) -> str:
     return render(head, _plain(rows))
 
 
+def torch_build(nvidia_smi_output: str, torch_version: str) -> dict[str, Any]:
+    """`smi.stdout | swiftfleet_torch_build(torch_version)`: the torch CUDA build for a GPU node, from the
+    compatibility table (swiftfleet.stack.choose_torch_build); `error` is one line, "" when a build fits."""
+    from swiftfleet import stack
+
+    return stack.choose_torch_build(str(nvidia_smi_output), str(torch_version))
+
+
+def stack_view(name: str) -> Any:
+    """`'<name>' | swiftfleet_stack`: what the roles read from the compatibility table. `cuda_driver_minimum`
+    (CUDA release -> minimum driver), or a package name for its pin (version, or apex's commit)."""
+    from swiftfleet import stack
+
+    if name == "cuda_driver_minimum":
+        return stack.driver_minimum()
+    return stack.pin(str(name))
+
+
+def resolve_extras(extra_map: Any) -> dict[str, dict[str, Any]]:
+    """`ms_swift_extra_map | swiftfleet_resolve_extras`: the map with its table pins filled in, as
+    swiftfleet.jobs.needs reads it."""
+    from swiftfleet import stack
+
+    return stack.resolve_extras(_plain(extra_map))
+
+
 FILTERS = {
     "swiftfleet_to_yaml": to_yaml,
     "swiftfleet_env_quote": env_quote,
@@ -107,4 +133,7 @@ FILTERS = {
     "swiftfleet_table": table,
     "swiftfleet_facts_file": facts_file,
     "swiftfleet_lock": lock,
+    "swiftfleet_torch_build": torch_build,
+    "swiftfleet_stack": stack_view,
+    "swiftfleet_resolve_extras": resolve_extras,
 }

@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 
-from swiftfleet import paths
+from swiftfleet import paths, stack
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import ms_swift_args
 from swiftfleet.jobs.spec import load_job
@@ -56,10 +56,10 @@ ENGINES = frozenset(BACKEND_NEEDS)
 
 @cache
 def extra_table() -> dict[str, dict[str, Any]]:
-    """The role's `ms_swift_extra_map`: need -> {extra, packages, compiled, gpu_only, unavailable}; read once,
-    shared: do not modify it."""
-    table: dict[str, dict[str, Any]] = yaml.safe_load(VARS_FILE.read_text())["ms_swift_extra_map"]
-    return table
+    """The role's `ms_swift_extra_map`: need -> {extra, packages, compiled, gpu_only, unavailable}, with the pins
+    it takes from the compatibility table (stack_packages, stack_compiled) filled in; read once, shared: do not
+    modify it."""
+    return stack.resolve_extras(yaml.safe_load(VARS_FILE.read_text())["ms_swift_extra_map"])
 
 
 def _on(value: object) -> bool:
