@@ -34,15 +34,14 @@ locals {
     coalesce(local.type_facts.efa_maximum_interfaces, 0),
     coalesce(local.type_facts.maximum_network_cards, 1),
   ) : 0
-  efa_interfaces = {
-    for pair in setproduct(range(var.node_count), range(local.efa_count)) :
-    "${pair[0]}-${pair[1]}" => { rank = pair[0], card = pair[1] }
-  }
-  # EFA interfaces are made before the instance and attached at launch; AWS assigns no automatic
-  # public IPv4 to such interfaces nor to any instance with more than one, so those nodes get an EIP.
+  # EFA interfaces are made by EC2 at launch from the launch template (network.tf) and deleted with
+  # their instance; AWS assigns no automatic public IPv4 to an instance with several interfaces (nor
+  # to an EFA one given at launch), so those nodes get an EIP.
   use_eip = local.efa_count > 0
 
-  placement_group = (
+  # A targeted capacity reservation (or Capacity Block) places the instances itself: a cluster
+  # placement group of the module's own conflicts with it (variables.tf refuses placement_group = true).
+  placement_group = var.capacity_reservation_id == null && (
     var.placement_group != null ? var.placement_group
     : contains(local.type_facts.supported_placement_strategies, "cluster")
   )

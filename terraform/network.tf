@@ -64,31 +64,52 @@ resource "aws_vpc_security_group_ingress_rule" "deploy" {
   cidr_ipv6         = strcontains(each.value, ":") ? each.value : null
 }
 
-resource "aws_network_interface" "efa" {
-  for_each = local.efa_interfaces
+# The EFA interfaces of every node: one per network card, card 0 "efa" (EFA + ENA: the node's IP
+# address), every other card "efa-only". EC2 creates them when it launches the node from this template
+# and deletes them when the node terminates (delete_on_termination). They used to be pre-made
+# aws_network_interface resources, but EC2 accepts delete_on_termination = true only for interfaces it
+# creates at launch, so pre-made ones outlived every terminated node (TTL, idle stop, spot) and waited
+# for the sweep at `cluster down`; a node that Terraform replaces now also gets fresh interfaces.
+resource "aws_launch_template" "efa" {
+  #checkov:skip=CKV_AWS_79: IMDSv2 is required by aws_instance.node's own metadata_options, which RunInstances applies over this template (it carries only the interfaces)
+  count = local.efa_count > 0 ? 1 : 0
 
-  subnet_id       = data.aws_subnet.node.id
-  security_groups = [aws_security_group.cluster.id]
-  interface_type  = each.value.card == 0 ? "efa" : "efa-only"
-  description     = "${var.cluster_name} node${each.value.rank} network card ${each.value.card}"
+  name        = "${local.name_prefix}-efa"
+  description = "swiftfleet cluster ${var.cluster_name}: EFA interfaces made at launch, deleted with the node"
 
-  tags = {
-    Name              = "${var.cluster_name}-node${each.value.rank}-card${each.value.card}"
-    "swiftfleet:rank" = tostring(each.value.rank)
+  dynamic "network_interfaces" {
+    for_each = range(local.efa_count)
+    content {
+      network_card_index = network_interfaces.value
+      # AWS: device index 0 on card 0 (the primary interface), device index 1 on every other card.
+      device_index          = network_interfaces.value == 0 ? 0 : 1
+      interface_type        = network_interfaces.value == 0 ? "efa" : "efa-only"
+      subnet_id             = data.aws_subnet.node.id
+      security_groups       = [aws_security_group.cluster.id]
+      delete_on_termination = true
+      description           = "${var.cluster_name} network card ${network_interfaces.value}"
+    }
+  }
+
+  # Provider default_tags do not reach what EC2 creates at launch: the sweep finds these by the tag.
+  tag_specifications {
+    resource_type = "network-interface"
+    tags = merge(var.tags, {
+      Name                 = "${var.cluster_name}-efa"
+      "swiftfleet:cluster" = var.cluster_name
+    })
   }
 }
 
 resource "aws_eip" "node" {
   count = local.use_eip ? var.node_count : 0
 
-  domain            = "vpc"
-  network_interface = aws_network_interface.efa["${count.index}-0"].id
+  domain = "vpc"
+  # The primary (card 0) interface EC2 made for the node: the EIP follows a replaced node to its new one.
+  network_interface = aws_instance.node[count.index].primary_network_interface_id
 
   tags = {
     Name              = "${var.cluster_name}-node${count.index}"
     "swiftfleet:rank" = tostring(count.index)
   }
-
-  # The interface is only reachable once attached to its running instance.
-  depends_on = [aws_instance.node]
 }

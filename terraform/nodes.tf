@@ -16,29 +16,41 @@ resource "aws_instance" "node" {
   monitoring           = true
 
   # Without EFA the instance makes its own single interface with an automatic public IPv4;
-  # with EFA the pre-made interfaces below carry subnet and security group (and an EIP).
+  # with EFA the launch template (network.tf) has EC2 make the interfaces, carrying subnet and
+  # security group (and an EIP), and delete them with the node.
   subnet_id                   = local.efa_count == 0 ? data.aws_subnet.node.id : null
   vpc_security_group_ids      = local.efa_count == 0 ? [aws_security_group.cluster.id] : null
   associate_public_ip_address = local.efa_count == 0 ? true : null
 
-  dynamic "network_interface" {
-    for_each = range(local.efa_count)
+  dynamic "launch_template" {
+    for_each = aws_launch_template.efa
     content {
-      network_interface_id = aws_network_interface.efa["${count.index}-${network_interface.value}"].id
-      network_card_index   = network_interface.value
-      # AWS: device index 0 on card 0 (the primary interface), device index 1 on every other card.
-      device_index          = network_interface.value == 0 ? 0 : 1
-      delete_on_termination = false
+      id      = launch_template.value.id
+      version = launch_template.value.latest_version
     }
   }
 
+  # Spot, or a Capacity Block for ML (variables.tf refuses both together).
   dynamic "instance_market_options" {
-    for_each = var.spot ? [1] : []
+    for_each = var.spot || var.capacity_block ? [1] : []
     content {
-      market_type = "spot"
-      spot_options {
-        spot_instance_type             = "one-time"
-        instance_interruption_behavior = "terminate"
+      market_type = var.capacity_block ? "capacity-block" : "spot"
+      dynamic "spot_options" {
+        for_each = var.spot ? [1] : []
+        content {
+          spot_instance_type             = "one-time"
+          instance_interruption_behavior = "terminate"
+        }
+      }
+    }
+  }
+
+  # Launch into the named reservation only (targeted): no open capacity when it is full.
+  dynamic "capacity_reservation_specification" {
+    for_each = var.capacity_reservation_id == null ? [] : [1]
+    content {
+      capacity_reservation_target {
+        capacity_reservation_id = var.capacity_reservation_id
       }
     }
   }

@@ -158,6 +158,34 @@ variable "spot" {
   type        = bool
   default     = false
   nullable    = false
+
+  validation {
+    condition     = !(var.spot && var.capacity_reservation_id != null)
+    error_message = "spot: a capacity reservation or Capacity Block holds on-demand capacity; drop spot or capacity_reservation_id."
+  }
+}
+
+variable "capacity_reservation_id" {
+  description = "Capacity reservation every node launches into (targeted): an On-Demand Capacity Reservation, or a Capacity Block for ML with capacity_block = true. null: no reservation (open capacity). The reservation fixes the AZ; no placement group is made with it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.capacity_reservation_id == null || can(regex("^cr-([0-9a-f]{8}|[0-9a-f]{17})$", var.capacity_reservation_id))
+    error_message = "capacity_reservation_id must look like cr-0123456789abcdef0."
+  }
+}
+
+variable "capacity_block" {
+  description = "capacity_reservation_id is a Capacity Block for ML: the nodes launch with market type capacity-block."
+  type        = bool
+  default     = false
+  nullable    = false
+
+  validation {
+    condition     = !var.capacity_block || var.capacity_reservation_id != null
+    error_message = "capacity_block needs capacity_reservation_id (the Capacity Block's cr- id)."
+  }
 }
 
 variable "ttl_hours" {
@@ -185,9 +213,15 @@ variable "root_volume_gib" {
 }
 
 variable "placement_group" {
-  description = "Put the nodes in a cluster placement group. null: yes where the instance type supports the cluster strategy."
+  description = "Put the nodes in a cluster placement group. null: yes where the instance type supports the cluster strategy, unless capacity_reservation_id is set."
   type        = bool
   default     = null
+
+  # A targeted reservation places the instances itself; the module's own group conflicts with it.
+  validation {
+    condition     = !(var.placement_group == true && var.capacity_reservation_id != null)
+    error_message = "placement_group: the module's cluster placement group conflicts with a targeted capacity_reservation_id; leave placement_group null or false."
+  }
 }
 
 variable "ssh_user" {

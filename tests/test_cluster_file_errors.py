@@ -294,13 +294,18 @@ def test_shipped_aws_example_is_accepted(keys: Path) -> None:
     assert spec.placement_group is None and spec.ttl_hours == 12
 
 
-def test_aws_example_s3_lines_are_accepted(keys: Path) -> None:
-    """The example's commented S3 settings, uncommented: the prefixes, or the instance profile alone."""
+def test_aws_example_commented_lines_are_accepted(keys: Path) -> None:
+    """The example's commented settings, uncommented: the S3 prefixes, or the instance profile alone; the
+    Capacity Block."""
     from swiftfleet.settings import AwsCluster, load_cluster
     from tests.conftest import REPO
 
     text = (REPO / "clusters" / "aws.example.yml").read_text()
-    for settings in (("s3_read", "s3_write"), ("instance_profile",)):
+    for settings in (
+        ("s3_read", "s3_write"),
+        ("instance_profile",),
+        ("capacity_reservation_id", "capacity_block"),
+    ):
         lines = [line.removeprefix("# ") if line.startswith(tuple(f"# {s}:" for s in settings)) else line
                  for line in text.splitlines()]  # fmt: skip
         data = yaml.safe_load("\n".join(lines))

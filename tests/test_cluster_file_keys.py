@@ -12,6 +12,7 @@ from tests.conftest import run_cli
 from tests.test_cluster_file_errors import Tripwire, aws, keys, tripwire  # noqa: F401 (the fixtures)
 
 LOCAL_KEYS = "provider, name, node_count, subnet, image, idle_stop_minutes"
+CR = "cr-0123456789abcdef0"
 
 
 def _without(content: dict[str, object], old: str, new: str) -> dict[str, object]:
@@ -154,6 +155,33 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "s3_read.0: 's3://models-bucket/a\\x7fb': the key prefix must not hold wildcards or policy variables "
         "(* ? $), control characters or empty parts (//), and at most 512 characters",
     ),
+    (
+        "reservation-id-bad",
+        lambda k: aws(k, capacity_reservation_id="cr-XYZ"),
+        "capacity_reservation_id: 'cr-XYZ' is not a capacity reservation id such as cr-0123456789abcdef0",
+    ),
+    (
+        "capacity-block-without-reservation",
+        lambda k: aws(k, capacity_block=True),
+        "capacity_block: true needs capacity_reservation_id (the Capacity Block's cr- id)",
+    ),
+    (
+        "spot-with-reservation",
+        lambda k: aws(k, capacity_reservation_id=CR, spot=True),
+        "spot: a capacity reservation (a Capacity Block too) holds on-demand capacity; drop spot: true or "
+        "capacity_reservation_id",
+    ),
+    (
+        "placement-group-with-reservation",
+        lambda k: aws(k, capacity_reservation_id=CR, capacity_block=True, placement_group=True),
+        "placement_group: true conflicts with capacity_reservation_id (a targeted reservation places the nodes "
+        "itself); leave placement_group out",
+    ),
+    (
+        "reservation-with-two-azs",
+        lambda k: aws(k, capacity_reservation_id=CR, availability_zones=["us-east-1a", "us-east-1b"]),
+        "availability_zones: capacity_reservation_id pins the reservation's AZ: give at most one entry with it",
+    ),
 ]
 
 
@@ -206,3 +234,30 @@ def test_cidrs_within_the_rules_load(changes: dict[str, object], keys: Path) -> 
     assert {k: getattr(spec, k) for k in changes} == {
         k: [ipaddress.IPv4Network(c) for c in v] if isinstance(v, list) else v for k, v in changes.items()
     }
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"capacity_reservation_id": CR},
+        {
+            "capacity_reservation_id": "cr-0a1b2c3d",
+            "availability_zones": ["us-east-1b"],
+            "placement_group": False,
+        },
+        {"capacity_reservation_id": CR, "capacity_block": True},
+    ],
+    ids=["reservation", "short-id-one-zone", "capacity-block"],
+)
+def test_reservations_load(changes: dict[str, object], keys: Path) -> None:  # noqa: F811
+    """The twins of the reservation cases above, and what Terraform gets from them."""
+    from swiftfleet.aws_cluster import variables
+    from swiftfleet.settings import AwsCluster, load_cluster
+
+    cfg = keys / "good.yml"
+    cfg.write_text(yaml.safe_dump(aws(keys, **changes)))
+    spec = load_cluster(cfg)
+    assert isinstance(spec, AwsCluster)
+    given = variables(spec, "us-east-1b")
+    assert given["capacity_reservation_id"] == changes["capacity_reservation_id"]
+    assert given["capacity_block"] is changes.get("capacity_block", False)

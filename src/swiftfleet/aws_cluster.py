@@ -19,9 +19,11 @@ from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster, Node, remove_inventory, write_inventory
 from swiftfleet.settings import AwsCluster
 
-# EC2 error codes that mean "not here, maybe elsewhere"; matched as the SDK prints them ("api error <Code>:").
+# EC2 error codes that mean "not here, maybe elsewhere" (for a targeted reservation: "not in it now"); matched as
+# the SDK prints them ("api error <Code>:").
 CAPACITY_ERROR = re.compile(
-    r"api error (InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported)\b"
+    r"api error (InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported"
+    r"|ReservationCapacityExceeded)\b"
 )
 # cloud-init prints the host keys on the console at first boot; EC2 posts it a little after the instance runs.
 HOST_KEYS_BLOCK = re.compile(r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.S)
@@ -61,6 +63,8 @@ def variables(spec: AwsCluster, zone: str) -> dict[str, Any]:
         "s3_read": spec.s3_read,
         "s3_write": spec.s3_write,
         "instance_profile": spec.instance_profile,
+        "capacity_reservation_id": spec.capacity_reservation_id,
+        "capacity_block": spec.capacity_block,
     }
 
 
@@ -163,9 +167,15 @@ def _create(ws: tf.Workspace, spec: AwsCluster, zones: list[str]) -> str:
             _remove_new(ws, spec, zone, before, exc)
             if not capacity:
                 raise
+    instead = (
+        f"Check capacity reservation {spec.capacity_reservation_id} (`aws ec2 describe-capacity-reservations`) "
+        "or try later"
+        if spec.capacity_reservation_id
+        else "Try other availability_zones, another instance type or later"
+    )
     raise SwiftfleetError(
         f"no capacity for {spec.node_count} x {spec.instance_type} in {', '.join(zones)}; nothing was left "
-        "running. Try other availability_zones, another instance type or later"
+        f"running. {instead}"
     )
 
 

@@ -72,7 +72,7 @@ class NodeState:
     reason: str = ""  # EC2's StateReason code: a user, the in-guest shutdown of the TTL, or a spot reclaim
 
 
-def _tags(resource: dict[str, Any]) -> dict[str, str]:
+def tags_of(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
 
 
@@ -84,7 +84,7 @@ def _paged(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[st
     return [item for page in client.get_paginator(operation).paginate(**kwargs) for item in page[key]]
 
 
-def _instances(ec2: Any, cluster: str, states: list[str] | None = None) -> list[dict[str, Any]]:
+def cluster_instances(ec2: Any, cluster: str, states: list[str] | None = None) -> list[dict[str, Any]]:
     filters = _tag_filter(cluster)
     if states:
         filters.append({"Name": "instance-state-name", "Values": states})
@@ -108,7 +108,7 @@ def _iam_leftovers(iam: Any, cluster: str, region: str) -> list[Leftover]:
     try:
         iam.get_role(RoleName=name)
         tags = iam.list_role_tags(RoleName=name)["Tags"]
-        if _tags({"Tags": tags}).get(TAG) == cluster:
+        if tags_of({"Tags": tags}).get(TAG) == cluster:
             found.append(Leftover("IAM role", name, name, "global"))
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NoSuchEntity":
@@ -125,7 +125,7 @@ def _iam_leftovers(iam: Any, cluster: str, region: str) -> list[Leftover]:
             tags = iam.list_instance_profile_tags(InstanceProfileName=name)["Tags"]
         except (ClientError, BotoCoreError):
             tags = [{"Key": TAG, "Value": cluster}]  # not listable: the name decides
-    if _tags({"Tags": tags}).get(TAG) == cluster:
+    if tags_of({"Tags": tags}).get(TAG) == cluster:
         roles = ", ".join(r["RoleName"] for r in profile.get("Roles", [])) or "no role"
         found.append(Leftover("instance profile", name, name, roles))
     return found
@@ -140,8 +140,8 @@ def _scan(clients: Clients, cluster: str) -> tuple[list[Leftover], list[str]]:
         (
             "instances",
             lambda: [
-                Leftover("instance", i["InstanceId"], _tags(i).get("Name", ""), i["State"]["Name"])
-                for i in _instances(ec2, cluster, LIVE_STATES)
+                Leftover("instance", i["InstanceId"], tags_of(i).get("Name", ""), i["State"]["Name"])
+                for i in cluster_instances(ec2, cluster, LIVE_STATES)
             ],
         ),
         (
@@ -163,7 +163,7 @@ def _scan(clients: Clients, cluster: str) -> tuple[list[Leftover], list[str]]:
                 Leftover(
                     "network interface",
                     n["NetworkInterfaceId"],
-                    _tags(n).get("Name", ""),
+                    tags_of(n).get("Name", ""),
                     n["Status"],
                     (n.get("Attachment") or {}).get("InstanceId", ""),
                 )
@@ -176,7 +176,7 @@ def _scan(clients: Clients, cluster: str) -> tuple[list[Leftover], list[str]]:
                 Leftover(
                     "volume",
                     v["VolumeId"],
-                    _tags(v).get("Name", ""),
+                    tags_of(v).get("Name", ""),
                     v["State"],
                     next((a["InstanceId"] for a in v.get("Attachments", [])), ""),
                 )
@@ -377,8 +377,8 @@ def nodes(clients: Clients, cluster: str, ttl_hours: int) -> list[NodeState]:
     The TTL left is reckoned from the launch time; a TTL extended on the node itself is not seen here."""
     now = datetime.now(UTC)
     states = []
-    for i in _instances(clients.ec2, cluster):
-        tags, state = _tags(i), i["State"]["Name"]
+    for i in cluster_instances(clients.ec2, cluster):
+        tags, state = tags_of(i), i["State"]["Name"]
         rank = tags.get("swiftfleet:rank", "")
         launched = i["LaunchTime"]
         states.append(

@@ -4,7 +4,6 @@ Every call is read-only. Clients are plain boto3 clients, so AWS_PROFILE, AWS_RE
 (tests point it at moto) work as they do for any AWS tool.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -30,6 +29,9 @@ VCPU_QUOTAS: dict[str, tuple[str, str]] = {
     "p": ("L-417A185B", "L-7212CCBC"),
 }
 STANDARD_QUOTAS = ("L-1216C47A", "L-34B43A08")  # Standard (A, C, D, H, I, M, R, T, Z) on-demand / spot
+# "EC2-VPC Elastic IPs" per region: every EFA node gets one (terraform/network.tf), AWS's default is 5.
+EIP_QUOTA = "L-0263D0A3"
+EIP_DEFAULT = 5
 
 
 class Row(NamedTuple):
@@ -106,10 +108,19 @@ def run(spec: AwsCluster, clients: Clients) -> Report:
         return report
     row, zones = _offered_zones(spec, clients.ec2)
     report.rows.append(row)
+    if zones and spec.capacity_reservation_id:
+        row, zones = capacity_reservation(spec, clients.ec2, zones)
+        report.rows.append(row)
     if zones:
         row, report.zones = _subnet_zones(spec, clients.ec2, zones)
         report.rows.append(row)
-    report.rows.append(vcpu_quota(spec, clients.quotas, type_info["VCpuInfo"]["DefaultVCpus"]))
+    if spec.capacity_reservation_id:
+        report.rows.append(
+            Row("vCPU quota", "ok", f"not needed: the nodes launch into {spec.capacity_reservation_id}")
+        )
+    else:
+        report.rows.append(vcpu_quota(spec, clients.quotas, type_info["VCpuInfo"]["DefaultVCpus"]))
+    report.rows.append(eip_quota(spec, clients.ec2, clients.quotas, has_efa(type_info)))
     report.rows.append(_ami(spec, clients, type_info["ProcessorInfo"]["SupportedArchitectures"]))
     if spec.instance_profile:
         report.rows.append(_instance_profile(spec.instance_profile, clients.iam))
@@ -219,22 +230,24 @@ def quota_code(instance_type: str, spot: bool) -> str:
     return codes[1] if spot else codes[0]
 
 
+def read_quota(quotas: Any, code: str) -> tuple[dict[str, Any] | None, str]:
+    """EC2 quota `code` as applied to the account, else AWS's default for it (an account that never changed the
+    quota may only have that); (None, why) when neither can be read."""
+    problem = ""
+    # An account that never changed the quota may only have the default.
+    for call in (quotas.get_service_quota, quotas.get_aws_default_service_quota):
+        try:
+            return call(ServiceCode="ec2", QuotaCode=code)["Quota"], ""
+        except (BotoCoreError, ClientError, ResponseParserError) as exc:
+            problem = aws_error(exc)
+    return None, problem
+
+
 def vcpu_quota(spec: AwsCluster, quotas: Any, vcpus_per_node: int) -> Row:
     needed = spec.node_count * vcpus_per_node
     code = quota_code(spec.instance_type, spec.spot)
-    calls: list[Callable[[], Any]] = [
-        lambda: quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code),
-        # An account that never changed the quota may only have the default.
-        lambda: quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code),
-    ]
-    problem = ""
-    for call in calls:
-        try:
-            quota = call()["Quota"]
-            break
-        except (BotoCoreError, ClientError, ResponseParserError) as exc:
-            problem = aws_error(exc)
-    else:
+    quota, problem = read_quota(quotas, code)
+    if quota is None:
         return Row(
             "vCPU quota", "warn", f"quota {code} not readable ({problem}); the cluster needs {needed} vCPUs"
         )
@@ -247,6 +260,101 @@ def vcpu_quota(spec: AwsCluster, quotas: Any, vcpus_per_node: int) -> Row:
             f"request an increase (Service Quotas, ec2 {code})",
         )  # fmt: skip
     return Row("vCPU quota", "ok", f"needs {needed} of {limit} vCPUs ('{name}'; running instances count too)")
+
+
+def has_efa(type_info: dict[str, Any]) -> bool:
+    """Whether the module gives the type EFA interfaces (terraform/main.tf: local.efa_count > 0), and so each
+    node an Elastic IP."""
+    network = type_info.get("NetworkInfo", {})
+    return bool(network.get("EfaSupported")) and network.get("EfaInfo", {}).get("MaximumEfaInterfaces", 0) > 0
+
+
+def eip_quota(spec: AwsCluster, ec2: Any, quotas: Any, efa: bool) -> Row:
+    """Each EFA node takes an Elastic IP: the region's quota less the addresses held by anything else (this
+    cluster's own are reused by a re-up) must cover the nodes."""
+    if not efa:
+        return Row(
+            "Elastic IPs", "ok", f"none needed: {spec.instance_type} nodes get an automatic public IPv4"
+        )
+    quota, problem = read_quota(quotas, EIP_QUOTA)
+    limit = EIP_DEFAULT if quota is None else int(quota["Value"])
+    try:
+        addresses = ec2.describe_addresses()["Addresses"]
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
+        return Row(
+            "Elastic IPs", "warn",
+            f"needs {spec.node_count} (one per EFA node) of {limit}; the region's addresses not readable "
+            f"({aws_error(exc)})",
+        )  # fmt: skip
+    from swiftfleet.aws_sweep import TAG, tags_of  # aws_sweep imports this module
+
+    taken = sum(1 for a in addresses if tags_of(a).get(TAG) != spec.name)
+    free = max(limit - taken, 0)
+    if spec.node_count <= free:
+        return Row("Elastic IPs", "ok", f"needs {spec.node_count} of {free} free ({taken} of {limit} taken)")
+    assumed = f" (quota not readable: {problem}; AWS's default)" if quota is None else ""
+    want = taken + spec.node_count
+    return Row(
+        "Elastic IPs", "fail",
+        f"needs {spec.node_count} Elastic IPs (one per EFA node), {free} of the {limit} allowed in {spec.region} "
+        f"are free{assumed}: release unused ones or raise the quota to {want}: aws service-quotas "
+        f"request-service-quota-increase --region {spec.region} --service-code ec2 --quota-code {EIP_QUOTA} "
+        f"--desired-value {want}",
+    )  # fmt: skip
+
+
+def capacity_reservation(spec: AwsCluster, ec2: Any, zones: list[str]) -> tuple[Row, list[str]]:
+    """A targeted reservation decides the zone: it must exist, be active, be of the kind the cluster file says,
+    reserve the type in one of `zones` and have room for the nodes (this cluster's own in it count as room)."""
+    rid = spec.capacity_reservation_id
+    kind = "Capacity Block" if spec.capacity_block else "capacity reservation"
+    try:
+        found = ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"][0]
+    except (BotoCoreError, ClientError, ResponseParserError, IndexError) as exc:
+        return Row("reservation", "fail", f"{kind} {rid}: {aws_error(exc)}"), []
+    problem = _reservation_problem(spec, found, zones) or _reservation_room(spec, ec2, found)
+    if problem:
+        return Row("reservation", "fail", f"{kind} {rid}: {problem}"), []
+    zone = found["AvailabilityZone"]
+    ends = f", until {found['EndDate']:%Y-%m-%d %H:%M %Z}" if found.get("EndDate") else ""
+    detail = f"{kind} {rid}: {found['AvailableInstanceCount']} of {found['TotalInstanceCount']} free in {zone}{ends}"
+    return Row("reservation", "ok", detail), [zone]
+
+
+def _reservation_problem(spec: AwsCluster, found: dict[str, Any], zones: list[str]) -> str:
+    is_block = found.get("ReservationType") == "capacity-block"
+    if is_block != spec.capacity_block:
+        return (
+            "is a Capacity Block for ML: set capacity_block: true" if is_block
+            else "is an On-Demand Capacity Reservation, not a Capacity Block: leave capacity_block out"
+        )  # fmt: skip
+    state = found.get("State")
+    if state in ("scheduled", "payment-pending", "pending") and found.get("StartDate"):
+        return f"is {state} and starts at {found['StartDate']:%Y-%m-%d %H:%M %Z}: run `cluster up` from then"
+    if state != "active":
+        return f"is {state}, not active: nothing can launch into it"
+    if found.get("InstanceType") != spec.instance_type:
+        return f"reserves {found.get('InstanceType')}, not the cluster file's {spec.instance_type}"
+    if found["AvailabilityZone"] not in zones:
+        return f"lies in {found['AvailabilityZone']}, not among the zones to use ({', '.join(zones)})"
+    return ""
+
+
+def _reservation_room(spec: AwsCluster, ec2: Any, found: dict[str, Any]) -> str:
+    free = int(found["AvailableInstanceCount"])
+    if spec.node_count <= free:
+        return ""
+    from swiftfleet.aws_sweep import cluster_instances  # aws_sweep imports this module
+
+    # A re-up: nodes of this cluster already running in the reservation keep their place.
+    running = cluster_instances(ec2, spec.name, ["pending", "running", "stopping", "stopped"])
+    mine = sum(1 for i in running if i.get("CapacityReservationId") == found["CapacityReservationId"])
+    if spec.node_count <= free + mine:
+        return ""
+    return (
+        f"has {free} of {found['TotalInstanceCount']} instances free"
+        f"{f' (and {mine} of this cluster)' if mine else ''}; the cluster needs {spec.node_count}"
+    )
 
 
 def _ami(spec: AwsCluster, clients: Clients, architectures: list[str]) -> Row:

@@ -24,6 +24,8 @@ class Estimate:
     spot: bool
     spot_per_node: float | None  # None: spot, but no price could be read
     ttl_hours: int
+    reservation: str | None = None  # the capacity reservation the nodes launch into
+    capacity_block: bool = False  # ... a Capacity Block for ML
 
     @property
     def ceiling(self) -> float:
@@ -56,7 +58,21 @@ class Estimate:
         return [
             f"estimate: {what}: {price}",
             f"estimate: {hourly} for the cluster; the {self.ttl_hours} h TTL caps one run at ${self.ttl_cap:.2f}",
+            *self._reserved(),
         ]
+
+    def _reserved(self) -> list[str]:
+        if self.capacity_block:
+            return [
+                f"estimate: Capacity Block {self.reservation} was paid in full when bought: its nodes add no "
+                "instance charge (the figures above are list prices)"
+            ]
+        if self.reservation:
+            return [
+                f"estimate: capacity reservation {self.reservation} bills at the on-demand rate whether or not "
+                "nodes run in it: these nodes use it, they do not add to it"
+            ]
+        return []
 
 
 def latest_spot_price(ec2: Any, instance_type: str, zone: str) -> float | None:
@@ -86,4 +102,6 @@ def estimate(spec: AwsCluster, zone: str, ec2: Any) -> Estimate:
         spot=spec.spot,
         spot_per_node=latest_spot_price(ec2, spec.instance_type, zone) if spec.spot else None,
         ttl_hours=spec.ttl_hours,
+        reservation=spec.capacity_reservation_id,
+        capacity_block=spec.capacity_block,
     )

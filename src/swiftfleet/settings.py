@@ -39,6 +39,8 @@ S3_BUCKET_NOT = re.compile(
 )
 S3_PREFIX = re.compile(r"^[^*?$\x00-\x1f\x7f]{0,512}$")
 IAM_NAME = r"^[A-Za-z0-9+=,.@_-]{1,128}$"
+# EC2 capacity reservation ids (On-Demand Capacity Reservations and Capacity Blocks for ML alike).
+RESERVATION_ID = re.compile(r"^cr-([0-9a-f]{8}|[0-9a-f]{17})$")
 
 
 def _s3_uri(uri: str) -> str:
@@ -139,6 +141,17 @@ class AwsCluster(_Strict):
     s3_read: Annotated[list[S3Uri], Field(max_length=20)] = []
     s3_write: Annotated[list[S3Uri], Field(max_length=20)] = []
     instance_profile: Annotated[str, Field(pattern=IAM_NAME)] | None = None
+    # A capacity reservation every node launches into (targeted): an On-Demand Capacity Reservation, or with
+    # capacity_block: true a Capacity Block for ML. It fixes the AZ (preflight reads it) and the placement group.
+    capacity_reservation_id: str | None = None
+    capacity_block: bool = False
+
+    @field_validator("capacity_reservation_id")
+    @classmethod
+    def _reservation_id(cls, v: str | None) -> str | None:
+        if v is not None and not RESERVATION_ID.match(v):
+            raise ValueError(f"{v!r} is not a capacity reservation id such as cr-0123456789abcdef0")
+        return v
 
     @field_validator("instance_type")
     @classmethod
@@ -192,12 +205,37 @@ class AwsCluster(_Strict):
                 raise ValueError(f"availability_zones: {zone} does not lie in region {self.region}")
         if self.subnet_id and len(self.availability_zones) > 1:
             raise ValueError("availability_zones: subnet_id pins one AZ: give at most one entry with it")
+        self._reservation_fits()
         if self.private_key_file is None:
             private = self.public_key_file.with_suffix("")
             if private == self.public_key_file or not private.is_file():
                 raise ValueError("private_key_file: not given and no private key beside public_key_file")
             object.__setattr__(self, "private_key_file", private)
         return self
+
+    def _reservation_fits(self) -> None:
+        """What a targeted reservation rules out; terraform/variables.tf refuses the same, but only at apply."""
+        if self.capacity_block and not self.capacity_reservation_id:
+            raise ValueError(
+                "capacity_block: true needs capacity_reservation_id (the Capacity Block's cr- id)"
+            )
+        if not self.capacity_reservation_id:
+            return
+        if self.spot:
+            raise ValueError(
+                "spot: a capacity reservation (a Capacity Block too) holds on-demand capacity; drop spot: true "
+                "or capacity_reservation_id"
+            )
+        if self.placement_group:
+            raise ValueError(
+                "placement_group: true conflicts with capacity_reservation_id (a targeted reservation places the "
+                "nodes itself); leave placement_group out"
+            )
+        if len(self.availability_zones) > 1:
+            raise ValueError(
+                "availability_zones: capacity_reservation_id pins the reservation's AZ: give at most one entry "
+                "with it"
+            )
 
     def _not_too_wide(self, field: str, flag: str, opens: str, instead: str) -> None:
         for cidr in getattr(self, field):

@@ -19,44 +19,32 @@ mock_provider "aws" {
   # Values AWS computes, made known at plan time so that the assertions can compare them.
   mock_resource "aws_instance" {
     override_during = plan
-    defaults        = { id = "i-0mock", private_ip = "10.0.0.10", public_ip = "198.51.100.10" }
+    defaults        = { id = "i-0mock", private_ip = "10.0.0.10", public_ip = "198.51.100.10", primary_network_interface_id = "eni-0mock" }
   }
   mock_resource "aws_eip" {
     override_during = plan
     defaults        = { public_ip = "192.0.2.10" }
   }
-  mock_resource "aws_network_interface" {
+  mock_resource "aws_launch_template" {
     override_during = plan
-    defaults        = { id = "eni-0mock" }
+    defaults        = { id = "lt-0efa", latest_version = 1 }
   }
   mock_resource "aws_security_group" {
     override_during = plan
     defaults        = { id = "sg-0cluster" }
   }
-  # Distinct interface ids for what the assertions tell apart: every primary, and node 1's cards.
+  # Distinct primary interfaces (the ones EC2 makes at launch), for the EIP assertions.
   override_resource {
-    target = aws_network_interface.efa["0-0"]
-    values = { id = "eni-0node0card0" }
+    target = aws_instance.node[0]
+    values = { id = "i-0node0", private_ip = "10.0.0.10", public_ip = "198.51.100.10", primary_network_interface_id = "eni-0node0card0" }
   }
   override_resource {
-    target = aws_network_interface.efa["1-0"]
-    values = { id = "eni-0node1card0" }
+    target = aws_instance.node[1]
+    values = { id = "i-0node1", private_ip = "10.0.0.11", public_ip = "198.51.100.10", primary_network_interface_id = "eni-0node1card0" }
   }
   override_resource {
-    target = aws_network_interface.efa["2-0"]
-    values = { id = "eni-0node2card0" }
-  }
-  override_resource {
-    target = aws_network_interface.efa["1-1"]
-    values = { id = "eni-0node1card1" }
-  }
-  override_resource {
-    target = aws_network_interface.efa["1-2"]
-    values = { id = "eni-0node1card2" }
-  }
-  override_resource {
-    target = aws_network_interface.efa["1-3"]
-    values = { id = "eni-0node1card3" }
+    target = aws_instance.node[2]
+    values = { id = "i-0node2", private_ip = "10.0.0.12", public_ip = "198.51.100.10", primary_network_interface_id = "eni-0node2card0" }
   }
 }
 
@@ -119,32 +107,42 @@ run "efa_layout_for_an_efa_type" {
   command = plan
 
   assert {
-    condition     = output.efa_interfaces_per_node == 4 && length(aws_network_interface.efa) == 12
-    error_message = "p4d: 4 EFA interfaces on each of the 3 nodes expected"
+    condition     = output.efa_interfaces_per_node == 4 && length(aws_launch_template.efa) == 1
+    error_message = "p4d: one launch template with the 4 EFA interfaces of a node expected"
   }
   assert {
-    condition = alltrue([for rank in range(3) :
-      aws_network_interface.efa["${rank}-0"].interface_type == "efa"
-      && alltrue([for card in range(1, 4) : aws_network_interface.efa["${rank}-${card}"].interface_type == "efa-only"])
+    condition = (
+      [for ni in aws_launch_template.efa[0].network_interfaces : ni.network_card_index] == [0, 1, 2, 3]
+      && [for ni in aws_launch_template.efa[0].network_interfaces : ni.device_index] == [0, 1, 1, 1]
+      && [for ni in aws_launch_template.efa[0].network_interfaces : ni.interface_type] == ["efa", "efa-only", "efa-only", "efa-only"]
+    )
+    error_message = "one interface per card: efa with device 0 on card 0, efa-only with device 1 elsewhere"
+  }
+  assert {
+    condition = alltrue([for ni in aws_launch_template.efa[0].network_interfaces :
+      ni.security_groups == toset([aws_security_group.cluster.id]) && ni.subnet_id == "subnet-0a1b2c3d"
     ])
-    error_message = "first network card efa, the others efa-only"
-  }
-  assert {
-    condition     = alltrue([for ni in aws_network_interface.efa : ni.security_groups == toset([aws_security_group.cluster.id]) && ni.subnet_id == "subnet-0a1b2c3d"])
     error_message = "every EFA interface must be in the cluster group and subnet"
   }
   assert {
     condition = alltrue([for n in aws_instance.node :
-      length(n.network_interface) == 4
-      && toset([for ni in n.network_interface : ni.network_card_index]) == toset([0, 1, 2, 3])
-      && alltrue([for ni in n.network_interface : ni.device_index == (ni.network_card_index == 0 ? 0 : 1)])
+      n.launch_template[0].id == "lt-0efa" && n.launch_template[0].version == "1"
     ])
-    error_message = "each node attaches one interface per card: device 0 on card 0, device 1 elsewhere"
+    error_message = "every node launches from the EFA template (subnet and group come with its interfaces)"
   }
   assert {
-    condition = (toset([for ni in aws_instance.node[1].network_interface : ni.network_interface_id])
-    == toset(["eni-0node1card0", "eni-0node1card1", "eni-0node1card2", "eni-0node1card3"]))
-    error_message = "node 1 must attach its own interfaces"
+    condition = (aws_launch_template.efa[0].tag_specifications[0].resource_type == "network-interface"
+    && aws_launch_template.efa[0].tag_specifications[0].tags["swiftfleet:cluster"] == "nodetest")
+    error_message = "the interfaces EC2 makes must carry the cluster tag (the sweep finds them by it)"
+  }
+}
+
+run "efa_interfaces_are_deleted_with_their_node" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for ni in aws_launch_template.efa[0].network_interfaces : ni.delete_on_termination == "true"])
+    error_message = "every EFA interface must be deleted when its node terminates"
   }
 }
 
@@ -182,8 +180,8 @@ run "no_efa_for_a_non_efa_type" {
   }
 
   assert {
-    condition     = output.efa_interfaces_per_node == 0 && length(aws_network_interface.efa) == 0
-    error_message = "no EFA interface on a type without EFA"
+    condition     = output.efa_interfaces_per_node == 0 && length(aws_launch_template.efa) == 0
+    error_message = "no EFA interface (and no launch template) on a type without EFA"
   }
   assert {
     condition     = length(aws_eip.node) == 0
@@ -191,7 +189,7 @@ run "no_efa_for_a_non_efa_type" {
   }
   assert {
     condition = alltrue([for n in aws_instance.node :
-      length(n.network_interface) == 0 && n.subnet_id == "subnet-0a1b2c3d"
+      length(n.launch_template) == 0 && n.subnet_id == "subnet-0a1b2c3d"
       && n.associate_public_ip_address == true && n.vpc_security_group_ids == toset([aws_security_group.cluster.id])
     ])
     error_message = "without EFA the instance gets subnet, group and an automatic public IP itself"
@@ -226,7 +224,8 @@ run "single_efa_type_gets_one_efa_and_an_eip" {
   }
 
   assert {
-    condition     = keys(aws_network_interface.efa) == ["0-0"] && aws_network_interface.efa["0-0"].interface_type == "efa"
+    condition = (length(aws_launch_template.efa[0].network_interfaces) == 1
+    && aws_launch_template.efa[0].network_interfaces[0].interface_type == "efa")
     error_message = "g5.12xlarge: one efa interface"
   }
   assert {
@@ -291,6 +290,10 @@ run "on_demand_by_default" {
   assert {
     condition     = alltrue([for n in aws_instance.node : length(n.instance_market_options) == 0])
     error_message = "on-demand nodes expected without spot"
+  }
+  assert {
+    condition     = alltrue([for n in aws_instance.node : length(n.capacity_reservation_specification) == 0])
+    error_message = "without capacity_reservation_id the nodes must not target any reservation"
   }
 }
 
@@ -376,4 +379,54 @@ run "subnet_in_another_zone_is_refused" {
   }
 
   expect_failures = [aws_instance.node]
+}
+
+run "targeted_capacity_reservation" {
+  command = plan
+
+  variables {
+    capacity_reservation_id = "cr-0123456789abcdef0"
+  }
+
+  assert {
+    condition = alltrue([for n in aws_instance.node :
+      n.capacity_reservation_specification[0].capacity_reservation_target[0].capacity_reservation_id == "cr-0123456789abcdef0"
+    ])
+    error_message = "every node must target the capacity reservation"
+  }
+  assert {
+    condition     = alltrue([for n in aws_instance.node : length(n.instance_market_options) == 0])
+    error_message = "an On-Demand Capacity Reservation is used by on-demand launches (no market options)"
+  }
+  assert {
+    condition = (length(aws_placement_group.cluster) == 0 && output.placement_group == null
+    && alltrue([for n in aws_instance.node : n.placement_group != "swiftfleet-nodetest"]))
+    error_message = "no placement group with a targeted reservation, although the type supports the cluster strategy"
+  }
+  assert {
+    condition     = length(aws_eip.node) == 3 && length(aws_launch_template.efa) == 1
+    error_message = "EFA interfaces and EIPs as without a reservation"
+  }
+}
+
+run "capacity_block_for_ml" {
+  command = plan
+
+  variables {
+    capacity_reservation_id = "cr-0fedcba9876543210"
+    capacity_block          = true
+    placement_group         = false
+  }
+
+  assert {
+    condition = alltrue([for n in aws_instance.node :
+      n.instance_market_options[0].market_type == "capacity-block" && length(n.instance_market_options[0].spot_options) == 0
+      && n.capacity_reservation_specification[0].capacity_reservation_target[0].capacity_reservation_id == "cr-0fedcba9876543210"
+    ])
+    error_message = "a Capacity Block launches with market type capacity-block into its reservation, without spot options"
+  }
+  assert {
+    condition     = length(aws_placement_group.cluster) == 0
+    error_message = "no placement group with a Capacity Block"
+  }
 }

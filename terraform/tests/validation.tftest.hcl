@@ -166,3 +166,37 @@ run "bad_ami_id_refused" {
   }
   expect_failures = [var.ami_id]
 }
+
+run "bad_capacity_reservation_id_refused" {
+  command = plan
+  variables {
+    capacity_reservation_id = "cr-XYZ"
+  }
+  expect_failures = [var.capacity_reservation_id]
+}
+
+run "capacity_block_without_reservation_refused" {
+  command = plan
+  variables {
+    capacity_block = true
+  }
+  expect_failures = [var.capacity_block]
+}
+
+run "spot_with_reservation_refused" {
+  command = plan
+  variables {
+    spot                    = true
+    capacity_reservation_id = "cr-0123456789abcdef0"
+  }
+  expect_failures = [var.spot]
+}
+
+run "placement_group_with_reservation_refused" {
+  command = plan
+  variables {
+    placement_group         = true
+    capacity_reservation_id = "cr-0123456789abcdef0"
+  }
+  expect_failures = [var.placement_group]
+}

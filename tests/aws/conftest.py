@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from botocore.stub import Stubber
 
 from swiftfleet.settings import AwsCluster, load_cluster
 from tests.conftest import REPO, free_port
@@ -288,6 +289,12 @@ def aws_spec(path: Path, ssh_key: Path, **settings: Any) -> AwsCluster:
     spec = load_cluster(cluster_file(path, ssh_key, **settings))
     assert isinstance(spec, AwsCluster)
     return spec
+
+
+def stubbed(service: str) -> tuple[Any, Stubber]:
+    """A client of `service` that reaches nothing: botocore's Stubber answers it (for what moto does not serve)."""
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
 
 
 def live_instances() -> list[dict[str, Any]]:

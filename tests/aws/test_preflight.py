@@ -1,5 +1,8 @@
-"""Preflight against moto (through the test proxy), and the vCPU quota paths moto cannot serve with a Stubber."""
+"""Preflight against moto (through the test proxy), and what moto cannot serve (the vCPU and Elastic IP quotas,
+capacity reservations) with botocore's Stubber."""
 
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,7 @@ from botocore.stub import Stubber
 from swiftfleet import preflight
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.settings import AwsCluster
-from tests.aws.conftest import REGION, FaultProxy, aws_spec
+from tests.aws.conftest import REGION, FaultProxy, aws_spec, stubbed
 
 
 def _spec(tmp_path: Path, ssh_key: Path, **settings: Any) -> AwsCluster:
@@ -110,10 +113,7 @@ def test_no_credentials_fail_first(ssh_key: Path, tmp_path: Path, monkeypatch: p
 
 
 def _quotas() -> tuple[Any, Stubber]:
-    client = boto3.client(
-        "service-quotas", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    return client, Stubber(client)
+    return stubbed("service-quotas")
 
 
 def _quota(code: str, name: str, value: float) -> dict[str, Any]:
@@ -226,3 +226,274 @@ def test_instance_profile_needs_a_role(aws: FaultProxy, ssh_key: Path, tmp_path:
 def test_no_instance_profile_row_without_one(aws: FaultProxy, ssh_key: Path, tmp_path: Path) -> None:
     spec = _spec(tmp_path, ssh_key, s3_read=["s3://sf-models/models"])
     assert "instance profile" not in _rows(preflight.run(spec, preflight.Clients.for_region(REGION)))
+
+
+# Elastic IPs: one per EFA node; the quota (L-0263D0A3) from Service Quotas, the addresses from DescribeAddresses.
+
+EIP_NAME = "EC2-VPC Elastic IPs"
+
+
+def _eip_stubs(quota: float | None, addresses: list[dict[str, Any]]) -> tuple[Any, Stubber, Any, Stubber]:
+    """Service Quotas answering `quota` (None: access denied) and EC2 listing `addresses`."""
+    quotas, quota_stub = _quotas()
+    if quota is None:
+        quota_stub.add_client_error("get_service_quota", "AccessDeniedException", "not allowed")
+        quota_stub.add_client_error("get_aws_default_service_quota", "AccessDeniedException", "not allowed")
+    else:
+        quota_stub.add_response(
+            "get_service_quota",
+            _quota(preflight.EIP_QUOTA, EIP_NAME, quota),
+            {"ServiceCode": "ec2", "QuotaCode": "L-0263D0A3"},
+        )
+    ec2, ec2_stub = stubbed("ec2")
+    ec2_stub.add_response("describe_addresses", {"Addresses": addresses}, {})
+    return quotas, quota_stub, ec2, ec2_stub
+
+
+def _address(n: int, cluster: str | None = None) -> dict[str, Any]:
+    tags = [{"Key": "swiftfleet:cluster", "Value": cluster}] if cluster else []
+    return {"AllocationId": f"eipalloc-{n:08x}", "PublicIp": f"192.0.2.{n}", "Domain": "vpc", "Tags": tags}
+
+
+def _eip_row(spec: AwsCluster, quota: float | None, addresses: list[dict[str, Any]]) -> preflight.Row:
+    quotas, quota_stub, ec2, ec2_stub = _eip_stubs(quota, addresses)
+    with quota_stub, ec2_stub:
+        row = preflight.eip_quota(spec, ec2, quotas, efa=True)
+    quota_stub.assert_no_pending_responses()
+    ec2_stub.assert_no_pending_responses()
+    return row
+
+
+def test_eip_quota_counts_other_addresses_not_the_clusters_own(ssh_key: Path, tmp_path: Path) -> None:
+    """A re-up reuses the cluster's own EIPs: only those of others (tagged or not) take from the quota."""
+    spec = _spec(tmp_path, ssh_key, instance_type="p4d.24xlarge", node_count=3)
+    addresses = [_address(1, "other"), _address(2), _address(3, "sf-test"), _address(4, "sf-test")]
+    assert _eip_row(spec, 5.0, addresses) == preflight.Row(
+        "Elastic IPs", "ok", "needs 3 of 3 free (2 of 5 taken)"
+    )
+
+
+def test_eip_quota_too_small_fails_in_one_line_with_the_command(ssh_key: Path, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, ssh_key, instance_type="p4d.24xlarge", node_count=8)
+    row = _eip_row(spec, 5.0, [_address(1)])
+    assert row == preflight.Row(
+        "Elastic IPs",
+        "fail",
+        "needs 8 Elastic IPs (one per EFA node), 4 of the 5 allowed in us-east-1 are free: release unused ones "
+        "or raise the quota to 9: aws service-quotas request-service-quota-increase --region us-east-1 "
+        "--service-code ec2 --quota-code L-0263D0A3 --desired-value 9",
+    )
+
+
+def test_eip_quota_unreadable_assumes_the_default_and_says_so_only_on_failure(
+    ssh_key: Path, tmp_path: Path
+) -> None:
+    small = _spec(tmp_path, ssh_key, instance_type="p5.48xlarge", node_count=5)
+    assert _eip_row(small, None, []) == preflight.Row("Elastic IPs", "ok", "needs 5 of 5 free (0 of 5 taken)")
+    big = _spec(tmp_path, ssh_key, instance_type="p5.48xlarge", node_count=16)
+    row = _eip_row(big, None, [])
+    assert row.status == "fail" and "\n" not in row.detail
+    assert row.detail.startswith(
+        "needs 16 Elastic IPs (one per EFA node), 5 of the 5 allowed in us-east-1 are free (quota not readable: "
+        "AccessDeniedException: not allowed; AWS's default): release unused ones or raise the quota to 16: "
+    )
+
+
+def test_eip_quota_applied_value_wins_over_the_default(ssh_key: Path, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, ssh_key, instance_type="p5.48xlarge", node_count=64)
+    assert _eip_row(spec, 100.0, [_address(n) for n in range(30)]) == preflight.Row(
+        "Elastic IPs", "ok", "needs 64 of 70 free (30 of 100 taken)"
+    )
+
+
+def test_no_elastic_ip_and_no_call_without_efa(ssh_key: Path, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, ssh_key, node_count=16)
+    quotas, quota_stub = _quotas()
+    ec2, ec2_stub = stubbed("ec2")
+    with quota_stub, ec2_stub:  # any call would fail: nothing is stubbed
+        row = preflight.eip_quota(spec, ec2, quotas, efa=False)
+    assert row == preflight.Row(
+        "Elastic IPs", "ok", "none needed: g5.xlarge nodes get an automatic public IPv4"
+    )
+
+
+def test_efa_follows_the_instance_type_data() -> None:
+    assert preflight.has_efa({"NetworkInfo": {"EfaSupported": True, "EfaInfo": {"MaximumEfaInterfaces": 4}}})
+    assert not preflight.has_efa({"NetworkInfo": {"EfaSupported": False}})
+    assert not preflight.has_efa(
+        {"NetworkInfo": {"EfaSupported": True, "EfaInfo": {"MaximumEfaInterfaces": 0}}}
+    )
+
+
+# Capacity reservations and Capacity Blocks (moto does not implement DescribeCapacityReservations).
+
+CR = "cr-0123456789abcdef0"
+ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+
+def _reservation(**changes: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "CapacityReservationId": CR,
+        "InstanceType": "p4d.24xlarge",
+        "AvailabilityZone": "us-east-1b",
+        "TotalInstanceCount": 4,
+        "AvailableInstanceCount": 4,
+        "State": "active",
+        "ReservationType": "default",
+    }
+    found.update(changes)
+    return found
+
+
+def _reservation_row(
+    spec: AwsCluster, found: dict[str, Any] | None, instances: list[dict[str, Any]] | None = None
+) -> tuple[preflight.Row, list[str]]:
+    """capacity_reservation() against a stubbed EC2 answering `found` (None: not found) and, when given, the
+    cluster's instances."""
+    ec2, stub = stubbed("ec2")
+    if found is None:
+        stub.add_client_error(
+            "describe_capacity_reservations",
+            "InvalidCapacityReservationId.NotFound",
+            f"The capacity reservation ID '{CR}' does not exist",
+        )
+    else:
+        stub.add_response(
+            "describe_capacity_reservations",
+            {"CapacityReservations": [found]},
+            {"CapacityReservationIds": [CR]},
+        )
+    if instances is not None:
+        stub.add_response(
+            "describe_instances",
+            {"Reservations": [{"Instances": instances}]},
+            {
+                "Filters": [
+                    {"Name": "tag:swiftfleet:cluster", "Values": ["sf-test"]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+                ]
+            },
+        )
+    with stub:
+        result = preflight.capacity_reservation(spec, ec2, ZONES)
+    stub.assert_no_pending_responses()
+    return result
+
+
+def _reserved_spec(tmp_path: Path, ssh_key: Path, **settings: Any) -> AwsCluster:
+    return _spec(tmp_path, ssh_key, instance_type="p4d.24xlarge", capacity_reservation_id=CR, **settings)
+
+
+def test_reservation_pins_the_zone(ssh_key: Path, tmp_path: Path) -> None:
+    spec = _reserved_spec(tmp_path, ssh_key, node_count=3)
+    assert _reservation_row(spec, _reservation()) == (
+        preflight.Row("reservation", "ok", f"capacity reservation {CR}: 4 of 4 free in us-east-1b"),
+        ["us-east-1b"],
+    )
+
+
+def test_capacity_block_ok_names_its_end(ssh_key: Path, tmp_path: Path) -> None:
+    spec = _reserved_spec(tmp_path, ssh_key, node_count=2, capacity_block=True)
+    found = _reservation(ReservationType="capacity-block", EndDate=datetime(2026, 12, 5, 11, 30, tzinfo=UTC))
+    assert _reservation_row(spec, found) == (
+        preflight.Row(
+            "reservation", "ok", f"Capacity Block {CR}: 4 of 4 free in us-east-1b, until 2026-12-05 11:30 UTC"
+        ),
+        ["us-east-1b"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "changes", "problem"),
+    [
+        ({}, {"ReservationType": "capacity-block"}, "is a Capacity Block for ML: set capacity_block: true"),
+        (
+            {"capacity_block": True},
+            {},
+            "is an On-Demand Capacity Reservation, not a Capacity Block: leave capacity_block out",
+        ),
+        (
+            {"capacity_block": True},
+            {
+                "ReservationType": "capacity-block",
+                "State": "scheduled",
+                "StartDate": datetime(2026, 12, 4, 11, 30, tzinfo=UTC),
+            },
+            "is scheduled and starts at 2026-12-04 11:30 UTC: run `cluster up` from then",
+        ),
+        ({}, {"State": "expired"}, "is expired, not active: nothing can launch into it"),
+        ({}, {"InstanceType": "p5.48xlarge"}, "reserves p5.48xlarge, not the cluster file's p4d.24xlarge"),
+        (
+            {},
+            {"AvailabilityZone": "us-east-1d"},
+            "lies in us-east-1d, not among the zones to use (us-east-1a, us-east-1b, us-east-1c)",
+        ),
+    ],
+    ids=["block-not-said", "said-block-is-not", "block-not-started", "expired", "other-type", "other-zone"],
+)
+def test_reservation_that_cannot_take_the_nodes_fails(
+    settings: dict[str, Any], changes: dict[str, Any], problem: str, ssh_key: Path, tmp_path: Path
+) -> None:
+    spec = _reserved_spec(tmp_path, ssh_key, **settings)
+    kind = "Capacity Block" if settings.get("capacity_block") else "capacity reservation"
+    assert _reservation_row(spec, _reservation(**changes)) == (
+        preflight.Row("reservation", "fail", f"{kind} {CR}: {problem}"),
+        [],
+    )
+
+
+def test_missing_reservation_fails(ssh_key: Path, tmp_path: Path) -> None:
+    row, zones = _reservation_row(_reserved_spec(tmp_path, ssh_key), None)
+    assert row == preflight.Row(
+        "reservation",
+        "fail",
+        f"capacity reservation {CR}: InvalidCapacityReservationId.NotFound: The capacity reservation ID '{CR}' "
+        "does not exist",
+    )
+    assert zones == []
+
+
+def test_reservation_room_counts_the_clusters_own_nodes(ssh_key: Path, tmp_path: Path) -> None:
+    """A re-up (or recovery) of a 4-node cluster whose 3 live nodes already hold their places in it."""
+    spec = _reserved_spec(tmp_path, ssh_key, node_count=4)
+    mine = [{"InstanceId": f"i-0{n}", "CapacityReservationId": CR} for n in range(3)]
+    other = [{"InstanceId": "i-0other", "CapacityReservationId": "cr-0fffffffffffffff0"}]
+    row, zones = _reservation_row(spec, _reservation(AvailableInstanceCount=1), mine + other)
+    assert row.status == "ok" and zones == ["us-east-1b"]
+    row, zones = _reservation_row(spec, _reservation(AvailableInstanceCount=1), mine[:1] + other)
+    assert row == preflight.Row(
+        "reservation",
+        "fail",
+        f"capacity reservation {CR}: has 1 of 4 instances free (and 1 of this cluster); the cluster needs 4",
+    )
+
+
+class _WithReservation:
+    """moto's EC2 client, with DescribeCapacityReservations (which moto lacks) answered by a stubbed client."""
+
+    def __init__(self, ec2: Any, stubbed: Any) -> None:
+        self._ec2 = ec2
+        self.describe_capacity_reservations = stubbed.describe_capacity_reservations
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ec2, name)
+
+
+@pytest.mark.moto
+def test_run_with_a_reservation_uses_its_zone_only_and_no_vcpu_quota(
+    aws: FaultProxy, ssh_key: Path, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, ssh_key, instance_type="p4de.24xlarge", capacity_reservation_id=CR)
+    clients = preflight.Clients.for_region(REGION)
+    answers, stub = stubbed("ec2")
+    found = _reservation(InstanceType="p4de.24xlarge", AvailabilityZone="us-east-1c")
+    stub.add_response("describe_capacity_reservations", {"CapacityReservations": [found]})
+    with stub:
+        report = preflight.run(spec, dataclasses.replace(clients, ec2=_WithReservation(clients.ec2, answers)))
+    rows = _rows(report)
+    assert rows["reservation"] == ("ok", f"capacity reservation {CR}: 4 of 4 free in us-east-1c")
+    assert rows["subnet"] == ("ok", "default subnet in us-east-1c")
+    assert rows["vCPU quota"] == ("ok", f"not needed: the nodes launch into {CR}")
+    # p4de has EFA: moto has no Service Quotas data, so AWS's default of 5 counts, and 2 nodes fit.
+    assert rows["Elastic IPs"] == ("ok", "needs 2 of 5 free (0 of 5 taken)")
+    assert report.zones == ["us-east-1c"] and not report.failed

@@ -10,7 +10,7 @@ from botocore.stub import ANY, Stubber
 
 from swiftfleet import pricing
 from swiftfleet.settings import AwsCluster
-from tests.aws.conftest import REGION, FaultProxy, aws_spec
+from tests.aws.conftest import REGION, FaultProxy, aws_spec, stubbed
 
 
 def _spec(tmp_path: Path, ssh_key: Path, **settings: Any) -> AwsCluster:
@@ -18,8 +18,7 @@ def _spec(tmp_path: Path, ssh_key: Path, **settings: Any) -> AwsCluster:
 
 
 def _ec2() -> tuple[Any, Stubber]:
-    client = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    return client, Stubber(client)
+    return stubbed("ec2")
 
 
 def test_on_demand_uses_the_table_and_the_ttl_caps_it(ssh_key: Path, tmp_path: Path) -> None:
@@ -33,6 +32,38 @@ def test_on_demand_uses_the_table_and_the_ttl_caps_it(ssh_key: Path, tmp_path: P
         "estimate: 2 x p4d.24xlarge: on-demand $32.773/h each (us-east-1 list price; regions differ)",
         "estimate: $65.55/h for the cluster; the 6 h TTL caps one run at $393.28",
     ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "note"),
+    [
+        (
+            {},
+            "estimate: capacity reservation cr-0123456789abcdef0 bills at the on-demand rate whether or not nodes "
+            "run in it: these nodes use it, they do not add to it",
+        ),
+        (
+            {"capacity_block": True},
+            "estimate: Capacity Block cr-0123456789abcdef0 was paid in full when bought: its nodes add no "
+            "instance charge (the figures above are list prices)",
+        ),
+    ],
+    ids=["reservation", "capacity-block"],
+)
+def test_a_reservation_says_how_it_is_billed(
+    settings: dict[str, Any], note: str, ssh_key: Path, tmp_path: Path
+) -> None:
+    spec = _spec(
+        tmp_path,
+        ssh_key,
+        instance_type="p4d.24xlarge",
+        capacity_reservation_id="cr-0123456789abcdef0",
+        **settings,
+    )
+    client, stub = _ec2()
+    with stub:
+        lines = pricing.estimate(spec, "us-east-1a", client).lines()
+    assert len(lines) == 3 and lines[2] == note
 
 
 def test_spot_takes_the_newest_price_of_the_zone(ssh_key: Path, tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ resource "aws_instance" "node" {
 }
 
 locals {
-  # moto keeps a terminated instance's network interfaces attached and refuses to detach the last
-  # one, so destroying pre-made EFA interfaces fails there; nodes use their own single interface.
+  # moto does not model EFA: it keys an instance's interfaces by device index (cards 1..n, all device
+  # index 1, collapse into one) and reports them as plain interfaces; nodes use their own single
+  # interface there, and the EFA launch template is planned by tests/nodes.tftest.hcl only.
   efa_count = 0
 }
 
