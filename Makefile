@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 CONFIG_ARG := $(if $(CLUSTER),--config $(CLUSTER),)
 APT_PACKAGES := docker.io mmdebstrap iproute2 iptables openssh-client
 
-.PHONY: help deps apt-deps venv venv-swift dockerd image cluster-up cluster-down cluster-status cluster-ttl check demo \
+.PHONY: help deps apt-deps venv venv-swift dockerd image cluster-up cluster-down cluster-status cluster-ttl check nccl-test demo \
         lint test test-fast tf-check
 
 help: ## List the targets
@@ -66,6 +66,9 @@ cluster-ttl: venv ## Move every node's TTL deadline to now + HOURS (CLUSTER=file
 
 check: venv ## Connectivity and GPU report over SSH (JSON=1 for JSON)
 	swiftfleet check $(CONFIG_ARG) $(if $(JSON),--json,)
+
+nccl-test: venv ## all_reduce_perf over every GPU, EFA plugin forced; bus bandwidth vs expected (CLUSTER=...; DRY_RUN=1: command only)
+	swiftfleet nccl-test $(CONFIG_ARG) $(if $(DRY_RUN),--dry-run,) $(if $(FORCE),--force,)
 
 demo: cluster-up check ## The main job on the local default: cluster up, then the connectivity report
 

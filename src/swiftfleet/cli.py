@@ -101,6 +101,41 @@ def check_cmd(config: Path | None, as_json: bool) -> None:
         raise SwiftfleetError("check failed: not every node is ready (see the report above)")
 
 
+@cli.command("nccl-test")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Print the command from the inventory; touch no host.")
+@click.option("--binary", help="With --dry-run: the all_reduce_perf path to show (default: a placeholder).")
+@click.option(
+    "--timeout", "timeout_s", type=click.IntRange(60, 7200), default=1800, show_default=True,
+    help="Seconds the all_reduce_perf run may take.",
+)  # fmt: skip
+@click.option("--force", is_flag=True, help="Run even while a job runs on the nodes (it takes every GPU).")
+def nccl_test_cmd(
+    config: Path | None, dry_run: bool, binary: str | None, timeout_s: int, force: bool
+) -> None:
+    """all_reduce_perf over every GPU, the aws-ofi-nccl plugin forced on EFA nodes: fails on a socket fallback,
+    else prints the average bus bandwidth against the expected figure. Without GPUs: prints the command and
+    says it was NOT run (exit 0)."""
+    spec = load_cluster(config)
+    from swiftfleet import nccl_test
+
+    if dry_run:
+        plan, script = nccl_test.dry_run(read_inventory(spec.name), binary)
+        click.echo(script.rstrip("\n"))
+        for note in plan.notes:
+            click.echo(f"note: {note}")
+        click.echo(f"nccl-test: {plan.skip_reason}")
+        return
+    from swiftfleet import node_jobs
+
+    node_jobs.guard_ranks(spec.name, None, "`nccl-test` (it takes every GPU)", force)
+    lines, failure = nccl_test.outcome(nccl_test.run(read_inventory(spec.name), timeout_s))
+    for line in lines:
+        click.echo(line)
+    if failure:
+        raise SwiftfleetError(failure)
+
+
 @cli.command("image")
 @click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
 @click.option("--tag", default=LocalCluster().image, show_default=True)

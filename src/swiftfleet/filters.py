@@ -124,6 +124,32 @@ def resolve_extras(extra_map: Any) -> dict[str, dict[str, Any]]:
     return stack.resolve_extras(_plain(extra_map))
 
 
+def nccl_test_plan(hosts: list[dict[str, Any]], cluster: str, run_id: str) -> dict[str, Any]:
+    """`facts | swiftfleet_nccl_test_plan(cluster, run_id)` in playbooks/nccl_test.yml: the typed plan of the NCCL
+    test (swiftfleet.nccl_plan) from what the playbook found on every node; {"error": its one line} when a run
+    would not be honest."""
+    from swiftfleet import nccl_plan
+    from swiftfleet.errors import SwiftfleetError
+
+    try:
+        facts = [nccl_plan.NodeFacts(**h) for h in _plain(hosts)]
+        return nccl_plan.build(str(cluster), facts, str(run_id)).for_templates()
+    except SwiftfleetError as exc:
+        return {"error": str(exc)}
+    except ValueError as exc:  # pydantic's ValidationError: e.g. swiftfleet_gpu neither auto, true nor false
+        return {"error": f"nccl-test: a node's facts do not fit the plan: {' '.join(str(exc).split())[:300]}"}
+
+
+def nccl_verdict(output: str, rc: int, plan: dict[str, Any]) -> dict[str, Any]:
+    """`log | swiftfleet_nccl_verdict(rc, plan)`: all_reduce_perf's output judged (swiftfleet.nccl_bandwidth)."""
+    from swiftfleet import nccl_bandwidth
+
+    plain = _plain(plan)
+    return nccl_bandwidth.verdict(
+        str(output), int(rc), bool(plain["efa"]), str(plain["instance_type"]), len(plain["nodes"])
+    ).model_dump()
+
+
 FILTERS = {
     "swiftfleet_to_yaml": to_yaml,
     "swiftfleet_env_quote": env_quote,
@@ -136,4 +162,6 @@ FILTERS = {
     "swiftfleet_torch_build": torch_build,
     "swiftfleet_stack": stack_view,
     "swiftfleet_resolve_extras": resolve_extras,
+    "swiftfleet_nccl_test_plan": nccl_test_plan,
+    "swiftfleet_nccl_verdict": nccl_verdict,
 }
