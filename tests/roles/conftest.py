@@ -62,3 +62,24 @@ def node_image() -> str:
 
     ensure_image(DEFAULT_TAG)
     return DEFAULT_TAG
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The selected Molecule scenarios start now, beside the tests that come before them (molecule_pool.py)."""
+    roles = [
+        str(item.callspec.params["role"])
+        for item in session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_molecule_scenario"
+    ]
+    if roles and not session.config.option.collectonly:
+        from swiftfleet.image import DEFAULT_TAG, ensure_image
+        from tests.roles import molecule_pool
+
+        ensure_image(DEFAULT_TAG)
+        molecule_pool.start(roles)
+
+
+def pytest_sessionfinish() -> None:
+    from tests.roles import molecule_pool
+
+    molecule_pool.stop()
