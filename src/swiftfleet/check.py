@@ -36,7 +36,7 @@ def run(cluster: Cluster) -> Report:
     run_id = uuid.uuid4().hex[:8]  # names the rendezvous listener's transient unit
     extra = {"check_group": group_name(cluster.name), "check_report": str(report_path), "check_run": run_id}
     cmd = [
-        _ansible_playbook(), str(paths.playbooks_dir() / "check.yml"),
+        ansible_playbook(), str(paths.playbooks_dir() / "check.yml"),
         "-i", str(inventory_path(cluster.name)), "-e", json.dumps(extra),
     ]  # fmt: skip
     print(
@@ -129,7 +129,7 @@ def _login_problem(error: str) -> str:
     return last
 
 
-def _ansible_playbook() -> str:
+def ansible_playbook() -> str:
     beside = Path(sys.executable).with_name("ansible-playbook")
     found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
     if not found:

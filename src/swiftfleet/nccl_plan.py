@@ -204,11 +204,7 @@ def _binary(facts: list[NodeFacts]) -> str:
     per_node = [{m.group(1) for b in (f.binaries or []) if (m := _BINARY.match(b))} for f in facts]
     common = set.intersection(*per_node)
     drivers = [f.driver for f in facts if f.driver]
-    minimum = stack.driver_minimum()
-    usable = sorted(
-        (r for r in common if r in minimum and all(Version(d) >= Version(minimum[r]) for d in drivers)),
-        key=Version,
-    )
+    usable = sorted((r for r in common if all(stack.runs_on(r, d) for d in drivers)), key=Version)
     if not usable:
         found = ", ".join(sorted(common, key=Version)) or "none"
         raise SwiftfleetError(

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from swiftfleet import paths
-from swiftfleet.check import _ansible_playbook as ansible_playbook
+from swiftfleet.check import ansible_playbook
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster, group_name, inventory_path
 from swiftfleet.nccl_plan import NcclTestPlan, NodeFacts, build

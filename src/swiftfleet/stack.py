@@ -70,6 +70,12 @@ def driver_version(nvidia_smi_output: str) -> str:
     return str(min(found, key=Version))
 
 
+def runs_on(release: str, driver: str) -> bool:
+    """Whether a driver meets the table's minimum for a CUDA release (False for a release not in the table)."""
+    minimum = driver_minimum().get(release)
+    return minimum is not None and Version(driver) >= Version(minimum)
+
+
 def backend(cuda: str) -> str:
     """uv's --torch-backend name of a CUDA release: 13.2 -> cu132."""
     return "cu" + cuda.replace(".", "")
@@ -96,7 +102,7 @@ def choose_torch_build(nvidia_smi_output: str, torch_version: str) -> dict[str, 
             raise StackError(
                 f"CUDA {', '.join(missing)} of torch {torch_version} has no driver minimum in the table"
             )
-        accepted = [c for c in builds if Version(driver) >= Version(minimum[c])]
+        accepted = [c for c in builds if runs_on(c, driver)]
     except (StackError, InvalidVersion) as exc:
         choice["error"] = str(exc)
         return choice

@@ -179,7 +179,7 @@ def extend_cluster(cluster: Cluster, hours: int) -> str:
         raise SwiftfleetError(
             f"cluster ttl: --hours {hours}: give 1 to {MAX_TTL_HOURS} (the range of ttl_hours)"
         )
-    from swiftfleet.check import _ansible_playbook as ansible_playbook
+    from swiftfleet.check import ansible_playbook
     from swiftfleet.table import render
 
     state = paths.state_dir() / cluster.name
