@@ -33,6 +33,20 @@ class NodeFacts(BaseModel):
     consistent: bool = True  # stack_report.py's verdict: False lists its reasons in issues
     issues: list[str] = []
     distributions: dict[str, str] = {}
+    # Where setup put the bulky data (roles/node_storage, /etc/swiftfleet/storage.json). Records written before
+    # that role existed lack them: the job root is then ~/swiftfleet and the hub cache the job user's default.
+    data_dir: str | None = None  # job directories and checkpoints: <data_dir>/jobs/<job>
+    scratch: str | None = None  # the local NVMe the data_dir is on, if any
+    shared_dir: str | None = None  # the shared file system's swiftfleet directory, if mounted
+    hub_cache: str | None = None  # HF_HOME and MODELSCOPE_CACHE live under it; None: the user's default
+
+    def job_dir(self, job: str) -> str:
+        return f"{self.data_dir or self.home + '/swiftfleet'}/jobs/{job}"
+
+    @property
+    def shared_hub(self) -> bool:
+        """Is the hub cache on the shared file system (one download serves every node)?"""
+        return bool(self.shared_dir and self.hub_cache and self.hub_cache.startswith(self.shared_dir + "/"))
 
 
 RECORD = TypeAdapter(dict[str, NodeFacts])  # host name -> its record, as setup.yml saves them
@@ -73,6 +87,7 @@ def assumed(user: str) -> NodeFacts:
         job_user=user,
         home=home,
         venv=f"{home}/swift-env",
+        data_dir=f"{home}/swiftfleet",
         env_files=["/etc/swiftfleet/cuda.env", "/etc/swiftfleet/nccl.env"],
         ms_swift=ABSENT,
         torch=ABSENT,

@@ -141,6 +141,15 @@ def hub_env(job: Job, prefetch: list[dict[str, Any]]) -> tuple[dict[str, str], d
     return env, downloads
 
 
+def cache_env(job: Job, f: NodeFacts) -> dict[str, str]:
+    """The hub caches on the node's storage that setup chose (node_storage: the shared file system or the local
+    NVMe), unless the job's env names its own."""
+    if f.hub_cache is None:
+        return {}
+    env = {"HF_HOME": f"{f.hub_cache}/huggingface", "MODELSCOPE_CACHE": f"{f.hub_cache}/modelscope"}
+    return {k: v for k, v in env.items() if k not in job.env}
+
+
 def _visible_gpus(job: Job, nodes: list[NodeInfo]) -> int:
     gpus = min(n.gpu_count for n in nodes)
     if "CUDA_VISIBLE_DEVICES" in job.env:
@@ -563,7 +572,7 @@ def build(
     plan_nodes = []
     for n in nodes:
         f = facts[n.name]
-        job_dir = f"{f.home}/swiftfleet/jobs/{job.name}"
+        job_dir = f.job_dir(job.name)
         unit = f"swiftfleet-{job.name}-rank{n.rank}.service"
 
         files = [
@@ -589,6 +598,7 @@ def build(
                 venv=f.venv,
                 env_files=f.env_files,
                 job_dir=job_dir,
+                env=cache_env(job, f),
                 unit=unit,
                 log=f"{job_dir}/rank{n.rank}.log",
                 files=files,
@@ -618,6 +628,9 @@ def build(
         downloads=[Download(**d) for d in b.downloads],
         prefetch=[Prefetch(**p) for p in b.prefetch],
         prefetch_env=prefetch_env,
+        # Every node reads one shared hub cache: rank 0 downloads, the others find the files there.
+        prefetch_once=all(facts[n.name].shared_hub for n in nodes)
+        and len({facts[n.name].hub_cache for n in nodes}) == 1,
         hub=job.hub,
         output=Output(
             mode="s3" if s3_out else out,  # type: ignore[arg-type]

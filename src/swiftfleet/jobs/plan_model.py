@@ -55,6 +55,7 @@ class PlanNode(_Plan):
     venv: str  # the ms-swift environment setup made
     env_files: list[str]  # node-wide env files setup wrote (CUDA, NCCL/EFA), sourced before the job's
     job_dir: str
+    env: dict[str, str]  # this node's own (hub caches on the storage setup chose); the job's env wins over it
     unit: str
     log: str
     files: list[NodeFile]
@@ -83,6 +84,7 @@ class JobPlan(_Plan):
     downloads: list[Download]
     prefetch: list[Prefetch]
     prefetch_env: dict[str, str]
+    prefetch_once: bool  # the hub cache is shared: only rank 0 downloads
     hub: str
     output: Output
     notes: list[str]
