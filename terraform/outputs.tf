@@ -60,3 +60,15 @@ output "instance_profile_arn" {
     : one(data.aws_iam_instance_profile.given[*].arn)
   )
 }
+
+output "shared_fs" {
+  description = "The shared file system: null without one, else {type = \"efs\", address = its DNS name (what nodes mount), id}."
+  value = var.shared_fs == "efs" ? {
+    type    = "efs"
+    address = aws_efs_file_system.shared[0].dns_name
+    id      = aws_efs_file_system.shared[0].id
+  } : null
+  # The DNS name resolves inside the VPC only once the mount target is available: whoever reads this output
+  # (the inventory, then the mount on the nodes) comes after the mount target.
+  depends_on = [aws_efs_mount_target.shared]
+}

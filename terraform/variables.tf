@@ -299,3 +299,15 @@ variable "instance_profile" {
     error_message = "instance_profile: give either an existing instance profile or s3_read/s3_write (for which the module makes one), not both."
   }
 }
+
+variable "shared_fs" {
+  description = "Shared file system of the cluster: \"none\", or \"efs\" for one encrypted Amazon EFS file system with a mount target in the cluster's subnet (nodes mount it at /shared for the hub cache). It bills per GB stored and is deleted, with all it holds, by `cluster down`."
+  type        = string
+  default     = "none"
+  nullable    = false
+
+  validation {
+    condition     = contains(["none", "efs"], var.shared_fs)
+    error_message = "shared_fs must be \"none\" or \"efs\"."
+  }
+}

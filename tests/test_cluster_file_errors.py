@@ -175,6 +175,7 @@ CASES = [
         ["instance_profile", "not both"],
     ),
     ("instance-profile-bad", lambda k: aws(k, instance_profile="team/s3"), ["instance_profile", "pattern"]),
+    ("shared-fs-unknown", lambda k: aws(k, shared_fs="nfs"), ["shared_fs: Input should be 'none' or 'efs'"]),
     (
         "local-subnet-public",
         lambda k: {"provider": "local", "subnet": "8.8.8.0/24"},

@@ -178,6 +178,11 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "itself); leave placement_group out",
     ),
     (
+        "shared-fs-not-a-name",  # YAML's `yes` is a boolean, not the word "efs"
+        lambda k: aws(k, shared_fs=True),
+        "shared_fs: Input should be 'none' or 'efs'",
+    ),
+    (
         "reservation-with-two-azs",
         lambda k: aws(k, capacity_reservation_id=CR, availability_zones=["us-east-1a", "us-east-1b"]),
         "availability_zones: capacity_reservation_id pins the reservation's AZ: give at most one entry with it",
@@ -261,3 +266,37 @@ def test_reservations_load(changes: dict[str, object], keys: Path) -> None:  # n
     given = variables(spec, "us-east-1b")
     assert given["capacity_reservation_id"] == changes["capacity_reservation_id"]
     assert given["capacity_block"] is changes.get("capacity_block", False)
+
+
+@pytest.mark.parametrize("shared_fs", [None, "none", "efs"])
+def test_shared_fs_reaches_terraform_and_the_inventory(
+    shared_fs: str | None,
+    keys: Path,  # noqa: F811
+    isolated_state: Path,
+) -> None:
+    """shared_fs becomes the module's variable; the module's shared_fs output (null without one) becomes the
+    inventory's swiftfleet_shared_fs, which is absent, not null, without one."""
+    from swiftfleet.aws_cluster import _shared_fs, variables
+    from swiftfleet.inventory import Cluster, Node, inventory_path, read_inventory, write_inventory
+    from swiftfleet.settings import AwsCluster, load_cluster
+
+    cfg = keys / "good.yml"
+    cfg.write_text(yaml.safe_dump(aws(keys, shared_fs=shared_fs)))
+    spec = load_cluster(cfg)
+    assert isinstance(spec, AwsCluster)
+    assert variables(spec, "us-east-1a")["shared_fs"] == (shared_fs or "none")
+
+    dns = "fs-0123456789abcdef0.efs.us-east-1.amazonaws.com"
+    output = {"type": "efs", "address": dns, "id": "fs-0123456789abcdef0"} if shared_fs == "efs" else None
+    nodes = [
+        Node(name=f"trainers-node{r}", rank=r, ansible_host=f"10.0.0.{r + 10}", private_ip=f"10.0.0.{r + 10}",
+             ssh_user="ubuntu", ssh_key=keys / "id_ed25519")
+        for r in range(2)
+    ]  # fmt: skip
+    write_inventory(Cluster(name="trainers", provider="aws", nodes=nodes, shared_fs=_shared_fs(output)), [])
+    group = yaml.safe_load(inventory_path("trainers").read_text())["all"]["children"]["trainers"]
+    if shared_fs == "efs":
+        assert group["vars"]["swiftfleet_shared_fs"] == {"type": "efs", "address": dns}
+    else:
+        assert "swiftfleet_shared_fs" not in group["vars"]
+    assert read_inventory("trainers").shared_fs == _shared_fs(output)

@@ -16,7 +16,7 @@ import click
 
 from swiftfleet import hostkeys, node_jobs, preflight, pricing, tf
 from swiftfleet.errors import SwiftfleetError
-from swiftfleet.inventory import Cluster, Node, remove_inventory, write_inventory
+from swiftfleet.inventory import Cluster, Node, SharedFs, remove_inventory, write_inventory
 from swiftfleet.settings import AwsCluster
 
 # EC2 error codes that mean "not here, maybe elsewhere" (for a targeted reservation: "not in it now"); matched as
@@ -65,6 +65,7 @@ def variables(spec: AwsCluster, zone: str) -> dict[str, Any]:
         "instance_profile": spec.instance_profile,
         "capacity_reservation_id": spec.capacity_reservation_id,
         "capacity_block": spec.capacity_block,
+        "shared_fs": spec.shared_fs,
     }
 
 
@@ -241,7 +242,15 @@ def _cluster(spec: AwsCluster, outputs: dict[str, Any], ec2: Any) -> tuple[Clust
         deploy_port=spec.deploy_port,
         idle_stop_minutes=spec.idle_stop_minutes,
         spot=spec.spot,
+        shared_fs=_shared_fs(outputs.get("shared_fs")),
     ), known_hosts
+
+
+def _shared_fs(output: dict[str, Any] | None) -> SharedFs | None:
+    """The module's shared_fs output (null without one) as the inventory carries it: what the nodes mount."""
+    if output is None:
+        return None
+    return SharedFs(type=output["type"], address=output["address"])
 
 
 def console_host_keys(console: str) -> list[str]:

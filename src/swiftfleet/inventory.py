@@ -6,7 +6,7 @@ StrictHostKeyChecking=yes: a node whose key changed is refused, never silently t
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +32,16 @@ class Node(BaseModel):
     availability_zone: str | None = None
 
 
+class SharedFs(BaseModel):
+    """The cluster's shared file system (aws: shared_fs: efs), carried to every node as swiftfleet_shared_fs:
+    what it is and the address the nodes mount (roles/node_storage, at /shared)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["efs"]
+    address: Annotated[str, Field(min_length=1)]
+
+
 class Cluster(BaseModel):
     """What an inventory file holds, read back: the cluster's name, provider and ranked nodes."""
 
@@ -47,6 +57,8 @@ class Cluster(BaseModel):
     idle_stop_minutes: Annotated[int, Field(ge=0)] = 0
     # The aws cluster file's spot, carried as swiftfleet_spot: spot nodes watch for the interruption notice.
     spot: bool = False
+    # The shared file system, if the cluster has one; the inventory then carries it as swiftfleet_shared_fs.
+    shared_fs: SharedFs | None = None
 
     @field_validator("nodes")
     @classmethod
@@ -98,18 +110,18 @@ def write_inventory(cluster: Cluster, known_hosts: list[str]) -> Path:
         }
         for n in cluster.nodes
     }
-    group = {
-        "hosts": hosts,
-        "vars": {
-            "swiftfleet_cluster": cluster.name,
-            "swiftfleet_provider": cluster.provider,
-            "master_addr": cluster.master_addr,
-            "swiftfleet_deploy_port": cluster.deploy_port,
-            "swiftfleet_idle_stop_minutes": cluster.idle_stop_minutes,
-            "swiftfleet_spot": cluster.spot,
-            "ansible_ssh_common_args": f"-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes",
-        },
+    group_vars: dict[str, object] = {
+        "swiftfleet_cluster": cluster.name,
+        "swiftfleet_provider": cluster.provider,
+        "master_addr": cluster.master_addr,
+        "swiftfleet_deploy_port": cluster.deploy_port,
+        "swiftfleet_idle_stop_minutes": cluster.idle_stop_minutes,
+        "swiftfleet_spot": cluster.spot,
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes",
     }
+    if cluster.shared_fs is not None:  # absent, not null, without one: `is defined` then means "there is one"
+        group_vars["swiftfleet_shared_fs"] = cluster.shared_fs.model_dump()
+    group = {"hosts": hosts, "vars": group_vars}
     path = inventory_path(cluster.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by swiftfleet for cluster {cluster.name!r} ({cluster.provider}); regenerated on cluster up.\n"
@@ -160,6 +172,7 @@ def read_inventory(cluster: str) -> Cluster:
             deploy_port=group["vars"].get("swiftfleet_deploy_port"),
             idle_stop_minutes=group["vars"].get("swiftfleet_idle_stop_minutes", 0),
             spot=group["vars"].get("swiftfleet_spot", False),
+            shared_fs=group["vars"].get("swiftfleet_shared_fs"),
         )
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # ValidationError is a ValueError
         # Edited by hand or written by another tool: the kit cannot tell which nodes it holds.

@@ -145,6 +145,9 @@ class AwsCluster(_Strict):
     # capacity_block: true a Capacity Block for ML. It fixes the AZ (preflight reads it) and the placement group.
     capacity_reservation_id: str | None = None
     capacity_block: bool = False
+    # efs: one encrypted Amazon EFS file system for the cluster (terraform/shared_fs.tf), mounted by every node at
+    # /shared for the hub cache; it bills per GB stored and `cluster down` deletes it with all it holds.
+    shared_fs: Literal["none", "efs"] = "none"
 
     @field_validator("capacity_reservation_id")
     @classmethod

@@ -313,8 +313,10 @@ def leftovers() -> dict[str, list[str]]:
         g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"
     ]
     iam = boto3.client("iam", region_name=REGION)
+    efs = boto3.client("efs", region_name=REGION)
     return {
         "instances": [i["InstanceId"] for i in live_instances()],
+        "file_systems": [f["FileSystemId"] for f in efs.describe_file_systems()["FileSystems"]],
         "security_groups": groups,
         "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
         "roles": [r["RoleName"] for r in iam.list_roles()["Roles"]],
@@ -326,6 +328,7 @@ def leftovers() -> dict[str, list[str]]:
 
 NOTHING: dict[str, list[str]] = {
     "instances": [],
+    "file_systems": [],
     "security_groups": [],
     "key_pairs": [],
     "roles": [],

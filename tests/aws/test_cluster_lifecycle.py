@@ -7,6 +7,7 @@ from pathlib import Path
 import boto3
 import click
 import pytest
+import yaml
 
 from swiftfleet import aws_cluster, tf
 from swiftfleet.errors import SwiftfleetError
@@ -97,8 +98,33 @@ def _assert_s3_role(instances: list[dict]) -> None:
     }
 
 
+def _assert_shared_fs(group_id: str) -> str:
+    """One encrypted EFS file system of the cluster's, with one mount target in the cluster's subnet and group;
+    the inventory hands its DNS name to every node. Returns the file system's id."""
+    efs = boto3.client("efs", region_name=REGION)
+    (fs,) = efs.describe_file_systems()["FileSystems"]
+    assert fs["Encrypted"] is True
+    assert fs["ThroughputMode"] == "elastic"
+    assert fs["CreationToken"] == "swiftfleet-sf-full-shared"
+    assert {t["Key"]: t["Value"] for t in fs["Tags"]}["swiftfleet:cluster"] == "sf-full"
+    (target,) = efs.describe_mount_targets(FileSystemId=fs["FileSystemId"])["MountTargets"]
+    assert target["SubnetId"] == default_subnet("us-east-1a")
+    groups = efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])
+    assert groups["SecurityGroups"] == [group_id]
+    dns = f"{fs['FileSystemId']}.efs.{REGION}.amazonaws.com"
+    group = yaml.safe_load(inventory_path("sf-full").read_text())["all"]["children"]["sf_full"]
+    assert group["vars"]["swiftfleet_shared_fs"] == {"type": "efs", "address": dns}
+    assert tf.Workspace("sf-full").outputs()["shared_fs"] == {
+        "type": "efs",
+        "address": dns,
+        "id": fs["FileSystemId"],
+    }
+    return str(fs["FileSystemId"])
+
+
 def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: Path) -> None:
-    config = cluster_file(tmp_path / "cluster.yml", ssh_key, name="sf-full", **S3_ACCESS)
+    # The full cluster also has the shared file system (EFS): moto serves EFS, mount targets included.
+    config = cluster_file(tmp_path / "cluster.yml", ssh_key, name="sf-full", shared_fs="efs", **S3_ACCESS)
 
     result = run_cli("cluster", "up", "--config", str(config), "--yes")
     assert result.returncode == 0, result.stderr
@@ -136,6 +162,7 @@ def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: 
     assert egress == {("-1", sg), ("-1", "0.0.0.0/0")}
 
     _assert_s3_role(instances)
+    fs_id = _assert_shared_fs(sg)
 
     cluster = read_inventory("sf-full")
     assert cluster.provider == "aws"
@@ -156,12 +183,19 @@ def test_up_then_down_through_the_cli(aws: FaultProxy, ssh_key: Path, tmp_path: 
     # Up again, now asking for another zone: a running cluster is updated where it is, never moved or
     # destroyed. (moto drops rule descriptions, so the update may fail; the nodes must survive either way.)
     moved = cluster_file(
-        tmp_path / "moved.yml", ssh_key, name="sf-full", availability_zones=["us-east-1b"], **S3_ACCESS
+        tmp_path / "moved.yml",
+        ssh_key,
+        name="sf-full",
+        availability_zones=["us-east-1b"],
+        shared_fs="efs",
+        **S3_ACCESS,
     )
     again = run_cli("cluster", "up", "--config", str(moved), "--yes")
     assert "runs in us-east-1a; bringing it to the cluster file would:" in again.stderr
     assert again.returncode == 0 or "the cluster in us-east-1a keeps what it had" in again.stderr
     assert {i["InstanceId"] for i in live()} == {i["InstanceId"] for i in instances}
+    assert "aws_efs" not in again.stderr  # the shared file system is no change: it stays with its data
+    assert _assert_shared_fs(sg) == fs_id
 
     down = run_cli("cluster", "down", "--config", str(config))
     assert down.returncode == 0, down.stderr
