@@ -128,8 +128,7 @@ def _update(ws: tf.Workspace, spec: AwsCluster, zone: str, assume_yes: bool, for
         say(f"cluster {spec.name!r} runs in {zone}; bringing it to the cluster file would:")
         for change in changes:
             say(f"  {change}")
-        lost = sorted({c.index for c in changes if c.type == "aws_instance" and "delete" in c.actions})
-        lost_names = ", ".join(f"{spec.name}-node{rank}" for rank in lost)
+        lost = replaced_ranks(changes)
         if lost:
             node_jobs.guard_ranks(spec.name, lost, "`cluster up` replaces {nodes}", force)
         for line in pricing.estimate(spec, zone, ec2).lines():
@@ -137,8 +136,10 @@ def _update(ws: tf.Workspace, spec: AwsCluster, zone: str, assume_yes: bool, for
         if not assume_yes:
             counts = Counter(c.verb for c in changes)
             summary = ", ".join(f"{n} to {verb}" for verb, n in sorted(counts.items()))
-            warning = f"; this REPLACES {lost_names} (their disks are lost)" if lost else ""
-            click.confirm(f"Change running cluster {spec.name!r} ({summary}){warning}?", abort=True)
+            click.confirm(
+                f"Change running cluster {spec.name!r} ({summary}){loss_warning(spec.name, changes)}?",
+                abort=True,
+            )
         before = ws.managed()
         try:
             ws.apply_plan(plan_file, progress=_reporter(zone))
@@ -150,6 +151,23 @@ def _update(ws: tf.Workspace, spec: AwsCluster, zone: str, assume_yes: bool, for
                 f"{exc} -- the cluster in {zone} keeps what it had (`cluster status` shows it; "
                 "`cluster down` removes it)"
             ) from None
+
+
+def replaced_ranks(changes: list[tf.Change]) -> list[int]:
+    return sorted({c.index for c in changes if c.type == "aws_instance" and "delete" in c.actions})
+
+
+def loss_warning(cluster: str, changes: list[tf.Change]) -> str:
+    """What the confirmation names that a re-up would lose: replaced nodes' disks, the shared file system."""
+    lost = replaced_ranks(changes)
+    parts = (
+        [f"this REPLACES {', '.join(f'{cluster}-node{rank}' for rank in lost)} (their disks are lost)"]
+        if lost
+        else []
+    )
+    if any(c.type == "aws_efs_file_system" and "delete" in c.actions for c in changes):
+        parts.append("this DELETES the shared file system and everything on it")
+    return "".join(f"; {p}" for p in parts)
 
 
 def _create(ws: tf.Workspace, spec: AwsCluster, zones: list[str]) -> str:

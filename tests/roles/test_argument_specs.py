@@ -38,7 +38,11 @@ CASES = [
     ("ms_swift", {"ms_swift_extras": ["vllm"], "ms_swift_gpu": "false"}, ["vllm need a GPU node"]),
     ("ms_swift", {"ms_swift_uv": "/nonexistent/uv"}, ["no uv at /nonexistent/uv: apply the uv role first"]),
     ("ms_swift", {"ms_swift_max_jobs": 0}, ["ms_swift_max_jobs must be 1..64 (got 0)"]),
-    ("ms_swift", {"ms_swift_build_requirements": ["ninja"]}, ["every ms_swift_build_requirements entry", "ninja"]),
+    (
+        "ms_swift",
+        {"ms_swift_build_requirements": ["ninja"]},
+        ["every ms_swift_build_requirements entry", "ninja"],
+    ),
     (
         "node_storage",
         {"node_storage_shared_fs": {"type": "nfs", "address": "fs-1.efs.us-east-1.amazonaws.com"}},
