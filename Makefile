@@ -130,12 +130,12 @@ train: venv ## Train a job on the cluster (JOB=jobs/x.yml; ARGS="-e wait=false" 
 
 status: ## Every rank's unit state and last progress line (JOB=...)
 logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100 -e fetch=true")
-stop: ## Stop a job on every rank (JOB=...)
+stop: ## Stop a job on every rank (JOB=...; FORCE=1 also when someone else started it)
 export: ## swift export on rank 0: merge LoRA, quantize (JOB=jobs/rehearsal/tiny-merge.yml, jobs/quantize-awq.yml)
 deploy: ## swift deploy as a service, health-checked; prints the URL (JOB=jobs/deploy.yml)
 eval: ## swift eval against a server or checkpoint; prints the scores (JOB=jobs/eval.yml)
 status logs stop export deploy eval: venv
-	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(ARGS)
+	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(if $(and $(FORCE),$(filter stop,$@)),-e force=true,) $(ARGS)
 
 # The whole rehearsal on the local default cluster (CPU): each step is a real command a user runs.
 rehearsal: venv venv-swift dockerd ## Up, setup, tiny model, train (2 nodes), export, deploy, chat, eval

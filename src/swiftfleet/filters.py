@@ -91,6 +91,13 @@ def lock(cluster: str, command: str) -> str:
     return ""
 
 
+def operator(_: Any = None) -> str:
+    """`'' | swiftfleet_operator`: user@host of whoever runs this ansible-playbook (swiftfleet.lock.operator)."""
+    from swiftfleet import lock as cluster_lock
+
+    return cluster_lock.operator()
+
+
 def table(rows: list[list[Any]], head: list[str]) -> str:
     """`rows | swiftfleet_table(head)`: the CLI's plain-text table, for the playbooks' reports."""
     from swiftfleet.table import render
@@ -159,6 +166,7 @@ FILTERS = {
     "swiftfleet_table": table,
     "swiftfleet_facts_file": facts_file,
     "swiftfleet_lock": lock,
+    "swiftfleet_operator": operator,
     "swiftfleet_torch_build": torch_build,
     "swiftfleet_stack": stack_view,
     "swiftfleet_resolve_extras": resolve_extras,

@@ -79,6 +79,11 @@ def holder(cluster: str) -> Holder | None:
     return _holder(lock_file(cluster))
 
 
+def operator() -> str:
+    """Who runs this command, as locks and job directories (started-by) name them: user@host."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
 def acquire(cluster: str, command: str, pid: int | None = None) -> None:
     """Take the cluster's lock for process `pid` (default: this one), or raise with the holder's one line.
     Taking it again for the same process is a no-op, so a playbook may ask more than once."""

@@ -82,8 +82,9 @@ def train(
             answering = [n.node for n in asked if not n.error]
             if answering:  # the lost nodes left out: each would cost an SSH timeout
                 _playbook(
-                    "stop.yml", name, "-e", f"@{job_file}", "--limit", ",".join(["localhost", *answering])
-                )
+                    "stop.yml", name, "-e", f"@{job_file}", "-e", "force=true",
+                    "--limit", ",".join(["localhost", *answering]),
+                )  # fmt: skip
             say(f"bringing cluster {name!r} back to {cluster_spec.node_count} node(s)")
             with lock.held(name, "cluster up (recovery)"):
                 up(cluster_spec, assume_yes=True, force=True)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from swiftfleet import lock
 from swiftfleet.inventory import known_hosts_path
 from swiftfleet.jobs.plan import latest_checkpoint
 from tests.e2e.chat import chat
@@ -196,6 +197,16 @@ def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_
     ]
     assert installed.unit_states("tiny-limit") == ["active", "active"]
 
+    # Whoever staged the job is recorded on every node; a running job someone else started is not stopped
+    # without force (and no rank is stopped when that is refused).
+    started_by = "/root/swiftfleet/jobs/tiny-limit/started-by"
+    assert [installed.node(rank, "cat", started_by) for rank in (0, 1)] == [f"{lock.operator()}\n"] * 2
+    installed.node(1, "sh", "-c", f"echo bob@laptop > {started_by}")
+    refused = installed.play("stop.yml", job)
+    assert refused.rc != 0
+    assert "job tiny-limit runs (started by bob@laptop; you are " in refused.output, refused.output[-3000:]
+    assert installed.unit_states("tiny-limit") == ["active", "active"]
+
     second = installed.play("train.yml", job, "-e", "watch_depth=2")
     print(f"train.yml (attached, until the time_limit of 50s): {second.seconds:.0f} s")
     assert second.rc != 0
@@ -208,3 +219,6 @@ def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_
     ]
     assert "ended with timeout" in second.output and "past the job's time_limit 50s" in second.output
     assert set(installed.unit_states("tiny-limit")) <= {"inactive", "failed"}
+    stopped = installed.play("stop.yml", job)  # nothing runs now: whoever started it, stop is harmless
+    assert stopped.rc == 0, stopped.output[-3000:]
+    assert "rank 1: swiftfleet-tiny-limit-rank1.service was" in stopped.output
