@@ -23,13 +23,30 @@ def test_a_good_efa_run_prints_its_bandwidth_against_the_table() -> None:
     run = parse(log("efa_2x_p4d.log"))
     assert run.provider == "efa"
     assert run.networks == ["AWS Libfabric"]
-    assert run.avg_busbw == pytest.approx(76.8421)
+    assert run.avg_busbw == pytest.approx(16.4213)
+    assert (run.top_bytes, run.top_busbw) == (
+        1 << 30,
+        pytest.approx(76.84),
+    )  # out-of-place, not in-place 76.89
     assert run.out_of_bounds == 0
     v = verdict(log("efa_2x_p4d.log"), 0, True, "p4d.24xlarge", 2)
     assert v.ok and not v.warning
     assert v.line == (
-        "avg bus bandwidth 76.8421 GB/s over EFA (provider efa, network AWS Libfabric); "
-        "expected about 78 GB/s for 2x p4d.24xlarge (nccl_busbw.yml)"
+        "bus bandwidth 76.84 GB/s at 1 GiB (sweep average 16.4213) over EFA (provider efa, network AWS Libfabric); "
+        "expected about 76.8 GB/s for 2x p4d.24xlarge (nccl_busbw.yml)"
+    )
+
+
+def test_a_sweep_that_stops_short_of_1_gib_is_not_compared() -> None:
+    """The table's figures are at 1 GiB: a smaller top size would look far below them without being slow."""
+    short = "\n".join(
+        line for line in log("efa_2x_p4d.log").splitlines() if not line.startswith("  1073741824")
+    )
+    v = verdict(short, 0, True, "p4d.24xlarge", 2)
+    assert v.ok and not v.warning and v.expected_busbw is None
+    assert v.line.startswith("bus bandwidth 70.26 GB/s at 256 MiB (sweep average 16.4213) over EFA")
+    assert v.line.endswith(
+        "expected: unknown for 2x p4d.24xlarge at 256 MiB (no sourced figure in nccl_busbw.yml)"
     )
 
 
@@ -51,8 +68,8 @@ def test_sockets_are_expected_on_nodes_without_efa() -> None:
     v = verdict(log("socket_fallback.log"), 0, False, "g5.2xlarge", 2)
     assert v.ok
     assert v.line == (
-        "avg bus bandwidth 6.9012 GB/s over sockets, no EFA on these nodes (Socket); "
-        "expected: unknown for 2x g5.2xlarge (no sourced figure in nccl_busbw.yml)"
+        "bus bandwidth 11.1 GB/s at 1 GiB (sweep average 6.9012) over sockets, no EFA on these nodes (Socket); "
+        "expected: unknown for 2x g5.2xlarge at 1 GiB (no sourced figure in nccl_busbw.yml)"
     )
 
 
@@ -89,11 +106,11 @@ def test_an_incomplete_or_wrong_run_fails() -> None:
 
 
 def test_far_below_the_table_warns_but_passes() -> None:
-    slow = log("efa_2x_p4d.log").replace("76.8421", "20.1")
+    slow = log("efa_2x_p4d.log").replace("   40.98   76.84 ", "   10.72   20.10 ")
     v = verdict(slow, 0, True, "p4d.24xlarge", 2)
-    assert v.ok and v.avg_busbw == 20.1 and v.expected_busbw == 78
+    assert v.ok and v.top_busbw == 20.1 and v.expected_busbw == 76.8
     assert v.warning.startswith(
-        "20.1 GB/s is far below the expected 78 GB/s (under 75%): check that every node"
+        "20.1 GB/s is far below the expected 76.8 GB/s (under 75%): check that every node"
     )
     assert "its 4 EFA interface(s)" in v.warning
 

@@ -40,9 +40,12 @@ def test_a_refused_plan_is_its_one_line() -> None:
 
 
 def test_a_verdict_is_printed_or_fails() -> None:
-    good = {"ok": True, "line": "avg bus bandwidth 20 GB/s ...", "warning": "20 GB/s is far below ..."}
+    good = {"ok": True, "line": "bus bandwidth 20 GB/s at 1 GiB ...", "warning": "20 GB/s is far below ..."}
     lines, failure = outcome(result({}, good, rc=0))
-    assert lines[-2:] == ["nccl-test: avg bus bandwidth 20 GB/s ...", "WARNING: 20 GB/s is far below ..."]
+    assert lines[-2:] == [
+        "nccl-test: bus bandwidth 20 GB/s at 1 GiB ...",
+        "WARNING: 20 GB/s is far below ...",
+    ]
     assert failure == ""
     bad = {"ok": False, "line": "NCCL fell back to sockets: ...", "warning": ""}
     assert outcome(result({}, bad, rc=2))[1] == "nccl-test failed: NCCL fell back to sockets: ..."

@@ -93,8 +93,8 @@ def test_a_run_reaches_every_node_with_its_own_key_and_is_judged(local3: LocalEn
     assert res.returncode == 0, res.stdout + res.stderr
     # No EFA on these nodes (an unknown instance type, no EFA device): sockets are what they have, and said so.
     assert res.stdout.rstrip().splitlines()[-1] == (
-        "nccl-test: avg bus bandwidth 6.9012 GB/s over sockets, no EFA on these nodes (Socket); "
-        "expected: unknown for 3x local (no sourced figure in nccl_busbw.yml)"
+        "nccl-test: bus bandwidth 11.1 GB/s at 1 GiB (sweep average 6.9012) over sockets, no EFA on these nodes "
+        "(Socket); expected: unknown for 3x local at 1 GiB (no sourced figure in nccl_busbw.yml)"
     )
     result = json.loads((known_hosts_path(local3.spec.name).parent / "nccl-test.json").read_text())
     assert result["verdict"]["ok"] is True
