@@ -28,7 +28,8 @@ GONE_STATES = {"shutting-down", "terminated"}
 # Termination of a GPU instance usually takes one to three minutes; past this, say so and go on.
 TERMINATE_WAIT = {"Delay": 5, "MaxAttempts": 60}
 # AWS frees a terminated instance's volumes, interfaces and group memberships a little after it reports
-# "terminated": deletes refused for that reason are retried this long.
+# "terminated", and deletes an EFS mount target (and with it its interface) a little after it accepted the
+# delete: deletes refused for that reason are retried this long, from the last such request.
 SETTLE_S = 90
 SETTLE_POLL_S = 5
 RETRY_CODES = {
@@ -36,7 +37,10 @@ RETRY_CODES = {
     "VolumeInUse",
     "InvalidNetworkInterface.InUse",
     "InvalidIPAddress.InUse",
+    "FileSystemInUse",  # an EFS file system whose mount targets are still being deleted
 }
+# EFS lists a deleted file system as "deleting" for a short while, then "deleted" or not at all.
+EFS_GONE_STATES = {"deleted"}
 # EC2 writes when an instance stopped or terminated into StateTransitionReason: "User initiated (2026-... GMT)".
 TRANSITION_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
 
@@ -45,7 +49,7 @@ TRANSITION_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)"
 class Leftover:
     """One resource in AWS that still carries the cluster's tag."""
 
-    kind: str  # instance, volume, network interface, elastic IP, security group, key pair, IAM role, ...
+    kind: str  # instance, volume, network interface, elastic IP, EFS file system, security group, ...
     id: str
     name: str = ""
     detail: str = ""  # the state, or what the thing belongs to
@@ -131,6 +135,15 @@ def _iam_leftovers(iam: Any, cluster: str, region: str) -> list[Leftover]:
     return found
 
 
+def _efs_leftovers(efs: Any, cluster: str) -> list[Leftover]:
+    """EFS cannot filter by tag: every file system of the region is listed (its tags come with it)."""
+    return [
+        Leftover("EFS file system", f["FileSystemId"], tags_of(f).get("Name", ""), f["LifeCycleState"])
+        for f in _paged(efs, "describe_file_systems", "FileSystems")
+        if tags_of(f).get(TAG) == cluster and f["LifeCycleState"] not in EFS_GONE_STATES
+    ]
+
+
 def _scan(clients: Clients, cluster: str) -> tuple[list[Leftover], list[str]]:
     """Everything tagged with the cluster in the client's region, plus a line for each kind that could not be
     listed (no permission, say): what the sweep cannot see it cannot vouch for."""
@@ -183,6 +196,7 @@ def _scan(clients: Clients, cluster: str) -> tuple[list[Leftover], list[str]]:
                 for v in _paged(ec2, "describe_volumes", "Volumes", Filters=tagged)
             ],
         ),
+        ("EFS file systems", lambda: _efs_leftovers(clients.efs, cluster)),
         (
             "security groups",
             lambda: [
@@ -222,14 +236,19 @@ class _Sweep:
     """The removal of one cluster's leftovers, writing one line per outcome."""
 
     def __init__(self, clients: Clients) -> None:
-        self.ec2, self.iam = clients.ec2, clients.iam
+        self.ec2, self.iam, self.efs = clients.ec2, clients.iam, clients.efs
         self.lines: list[str] = []
         self.terminated: set[str] = set()
+        self.unmounted: set[str] = set()  # EFS mount targets this sweep asked AWS to delete
         self.deadline = 0.0
 
+    def settle_from_now(self) -> None:
+        """Something was just asked to let go of what later deletes need: retry those until SETTLE_S from now."""
+        self.deadline = max(self.deadline, time.monotonic() + SETTLE_S)
+
     def attempt(self, done: str, thing: Leftover, *calls: Callable[[], object], settle: bool = False) -> bool:
-        """Run the calls in order; with `settle`, a refusal that AWS lifts once a terminated instance is
-        released is retried until the deadline. Success or AWS's reason becomes a line, never an exception."""
+        """Run the calls in order; with `settle`, a refusal that AWS lifts once a terminated instance (or a
+        deleted EFS mount target) is released is retried until the deadline. Success or AWS's reason becomes a line, never an exception."""
         for call in calls:
             while True:
                 try:
@@ -266,7 +285,7 @@ class _Sweep:
                 f"could not confirm within {waited} s that {', '.join(asked)} terminated: {aws_error(exc)}"
             )
         self.terminated.update(asked)
-        self.deadline = time.monotonic() + SETTLE_S
+        self.settle_from_now()
 
     def released(self, thing: Leftover) -> bool:
         """Attached to nothing, or to an instance this sweep terminated: AWS will let go of it shortly."""
@@ -302,7 +321,59 @@ class _Sweep:
                     self.attempt(f"revoked the {rules} rules of", sg, call)
         for sg in groups:
             call = partial(self.ec2.delete_security_group, GroupId=sg.id)
-            self.attempt("deleted", sg, call, settle=bool(self.terminated))
+            self.attempt("deleted", sg, call, settle=bool(self.terminated or self.unmounted))
+
+    def file_system(self, fs: Leftover) -> None:
+        """Mount targets first: AWS refuses to delete a file system that has any, and deletes them (and their
+        interfaces, which are in the cluster's security group) asynchronously, so the file system's delete is
+        retried while AWS still counts them. Its own delete is asynchronous too: wait until it is gone, or the
+        audit right after would find it "deleting"."""
+        if fs.detail != "deleting":
+            try:
+                targets = _paged(self.efs, "describe_mount_targets", "MountTargets", FileSystemId=fs.id)
+            except (ClientError, BotoCoreError) as exc:
+                self.lines.append(f"could not list the mount targets of {fs}: {aws_error(exc)}")
+                return
+            removed = [
+                self.attempt(
+                    "deleted",
+                    Leftover("EFS mount target", t["MountTargetId"], f"of {fs.id}"),
+                    partial(self.efs.delete_mount_target, MountTargetId=t["MountTargetId"]),
+                )
+                for t in targets
+                if t["LifeCycleState"] not in ("deleting", "deleted")
+            ]
+            if targets:
+                self.unmounted.update(t["MountTargetId"] for t in targets)
+                self.settle_from_now()
+            # A mount target that could not be deleted keeps the file system: one try, for AWS's reason.
+            call = partial(self.efs.delete_file_system, FileSystemId=fs.id)
+            if not self.attempt("deleted", fs, call, settle=bool(targets) and all(removed)):
+                return
+        else:
+            self.lines.append(f"{fs} was already being deleted")
+        self.wait_gone(fs)
+
+    def wait_gone(self, fs: Leftover) -> None:
+        until = time.monotonic() + SETTLE_S
+        while True:
+            try:
+                listed = self.efs.describe_file_systems(FileSystemId=fs.id)["FileSystems"]
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "FileSystemNotFound":
+                    return
+                self.lines.append(f"could not confirm that {fs} is gone: {aws_error(exc)}")
+                return
+            except BotoCoreError as exc:
+                self.lines.append(f"could not confirm that {fs} is gone: {aws_error(exc)}")
+                return
+            state = next((f["LifeCycleState"] for f in listed), "deleted")
+            if state in EFS_GONE_STATES:
+                return
+            if time.monotonic() >= until:
+                self.lines.append(f"{fs} is still {state} {SETTLE_S} s after its delete")
+                return
+            time.sleep(SETTLE_POLL_S)
 
     def instance_profile(self, profile: Leftover) -> None:
         try:
@@ -356,6 +427,8 @@ def sweep(clients: Clients, cluster: str) -> list[str]:
         run.attempt("deleted", eni, call, settle=run.released(eni))
     for vol in of("volume"):
         run.attempt("deleted", vol, partial(run.ec2.delete_volume, VolumeId=vol.id), settle=run.released(vol))
+    for fs in of("EFS file system"):  # before the groups: its mount targets' interfaces are in one
+        run.file_system(fs)
     run.security_groups(of("security group"))
     for key in of("key pair"):
         # By name: moto answers a delete by KeyPairId with success and keeps the key.

@@ -47,6 +47,7 @@ class Clients:
     sts: Any
     quotas: Any
     iam: Any
+    efs: Any
 
     @classmethod
     def for_region(cls, region: str) -> "Clients":
@@ -56,7 +57,12 @@ class Clients:
             return session.client(service, config=CLIENT_CONFIG)
 
         return cls(
-            ec2=make("ec2"), ssm=make("ssm"), sts=make("sts"), quotas=make("service-quotas"), iam=make("iam")
+            ec2=make("ec2"),
+            ssm=make("ssm"),
+            sts=make("sts"),
+            quotas=make("service-quotas"),
+            iam=make("iam"),
+            efs=make("efs"),
         )
 
 

@@ -4,6 +4,7 @@ Stray resources are made with boto3 outside Terraform, as a lost RunInstances re
 would leave them, tagged only with `swiftfleet:cluster`.
 """
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,19 @@ import boto3
 import pytest
 
 from swiftfleet import aws_cluster, aws_sweep, preflight, tf
+from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import read_inventory
-from tests.aws.conftest import NOTHING, REGION, FaultProxy, aws_spec, cluster_file, leftovers, live_instances
+from tests.aws.conftest import (
+    NOTHING,
+    REGION,
+    FaultProxy,
+    aws_spec,
+    cluster_file,
+    default_subnet,
+    leftovers,
+    live_instances,
+    stubbed,
+)
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.moto
@@ -304,3 +316,201 @@ def test_nodes_and_find_agree_with_ec2(aws: FaultProxy) -> None:
     left = states[running].ttl_left
     assert left is not None and 3500 < left.total_seconds() <= 3600
     assert [(f.kind, f.id) for f in aws_sweep.find(clients, "sf-api")] == [("instance", running)]
+
+
+def _file_system(cluster: str, name: str, group: str | None = None) -> tuple[str, str | None]:
+    """An EFS file system tagged as the provider's default_tags tag it, and with a group, a mount target in the
+    default subnet of ZONE (its interface in that group), as terraform/shared_fs.tf makes them."""
+    efs = boto3.client("efs", region_name=REGION)
+    fs = efs.create_file_system(
+        CreationToken=name,
+        Encrypted=True,
+        Tags=[{"Key": "Name", "Value": name}, {"Key": "swiftfleet:cluster", "Value": cluster}],
+    )["FileSystemId"]
+    if group is None:
+        return fs, None
+    subnet = default_subnet(ZONE)
+    target = efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[group])
+    return fs, target["MountTargetId"]
+
+
+def _group(cluster: str) -> str:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    return str(
+        ec2.create_security_group(
+            GroupName=f"{cluster}-nodes",
+            Description="the cluster's group",
+            VpcId=vpc,
+            TagSpecifications=_tags(cluster, "security-group"),
+        )["GroupId"]
+    )
+
+
+def test_sweep_removes_the_clusters_efs_before_its_group_and_spares_others(aws: FaultProxy) -> None:
+    """A lost state after `up` with shared_fs: efs: the file system and its mount target, whose interface is in
+    the cluster's security group. Ten file systems of other clusters come first, so that ours is on EFS's
+    second page (moto pages by 10, as AWS by default 100)."""
+    efs = boto3.client("efs", region_name=REGION)
+    theirs = {name: _file_system(name, f"{name}-shared") for name in (f"sf-other-{i}" for i in range(9))}
+    theirs["sf-efs-2"] = _file_system(
+        "sf-efs-2", "sf-efs-2-shared", _group("sf-efs-2")
+    )  # a prefix is no match
+    group = _group("sf-efs")
+    fs, target = _file_system("sf-efs", "sf-efs-shared", group)
+    clients = preflight.Clients.for_region(REGION)
+
+    found = aws_sweep.find(clients, "sf-efs")
+
+    assert sorted((f.kind, f.id, f.name, f.detail) for f in found) == [
+        ("EFS file system", fs, "sf-efs-shared", "available"),
+        ("security group", group, "sf-efs-nodes", found[-1].detail),
+    ]
+
+    lines = aws_sweep.sweep(clients, "sf-efs")
+
+    assert lines[:2] == [
+        f"deleted EFS mount target {target} (of {fs})",
+        f"deleted EFS file system {fs} (sf-efs-shared)",
+    ]
+    assert lines[-1] == f"deleted security group {group} (sf-efs-nodes)"
+    assert not any(line.startswith("could not") for line in lines), lines
+    assert aws_sweep.find(clients, "sf-efs") == []
+    left = {
+        f["FileSystemId"]: f
+        for f in efs.get_paginator("describe_file_systems").paginate().search("FileSystems[]")
+    }
+    assert set(left) == {fs_id for fs_id, _ in theirs.values()}
+    assert all(f["LifeCycleState"] == "available" for f in left.values())
+    (their_fs, their_target) = theirs["sf-efs-2"]
+    assert [
+        t["MountTargetId"] for t in efs.describe_mount_targets(FileSystemId=their_fs)["MountTargets"]
+    ] == [their_target]
+    assert [f.kind for f in aws_sweep.find(clients, "sf-efs-2")] == ["EFS file system", "security group"]
+
+
+def test_down_without_a_workspace_removes_a_stray_file_system(
+    aws: FaultProxy, ssh_key: Path, tmp_path: Path
+) -> None:
+    config = cluster_file(tmp_path / "c.yml", ssh_key, name="sf-efs-lost", shared_fs="efs")
+    group = _group("sf-efs-lost")
+    fs, target = _file_system("sf-efs-lost", "sf-efs-lost-shared", group)
+
+    down = run_cli("cluster", "down", "--config", str(config))
+
+    assert down.returncode == 0, down.stderr
+    said = down.stderr
+    assert f"swiftfleet: deleted EFS mount target {target} (of {fs})" in said
+    assert f"swiftfleet: deleted EFS file system {fs} (sf-efs-lost-shared)" in said
+    assert said.index(f"EFS file system {fs}") < said.index(f"deleted security group {group}")
+    assert "swiftfleet: audit: nothing tagged swiftfleet:cluster=sf-efs-lost is left in us-east-1" in said
+    assert leftovers() == NOTHING
+
+
+def _efs_clients(efs: Any) -> preflight.Clients:
+    """Only EFS answers: the file-system part of the sweep is run on its own."""
+    return preflight.Clients(ec2=None, ssm=None, sts=None, quotas=None, iam=None, efs=efs)
+
+
+def _described(fs: str, state: str) -> dict[str, Any]:
+    return {
+        "FileSystems": [
+            {
+                "OwnerId": "123456789012",
+                "CreationToken": "tf-1",
+                "FileSystemId": fs,
+                "CreationTime": datetime(2026, 11, 24, tzinfo=UTC),
+                "LifeCycleState": state,
+                "NumberOfMountTargets": 0,
+                "SizeInBytes": {"Value": 6144},
+                "PerformanceMode": "generalPurpose",
+                "Tags": [{"Key": "swiftfleet:cluster", "Value": "sf-stub"}],
+            }
+        ]
+    }
+
+
+def test_file_system_delete_is_retried_while_aws_deletes_its_mount_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS deletes mount targets asynchronously, so the file system's delete is first refused with
+    FileSystemInUse, and the file system then shows "deleting" for a while (moto does both at once): the sweep
+    retries within the settle deadline (started by the mount targets, no instance was terminated) and waits."""
+    monkeypatch.setattr(aws_sweep, "SETTLE_POLL_S", 0)
+    efs, stub = stubbed("efs")
+    fs = "fs-0123456789abcdef0"
+    target = {
+        "MountTargetId": "fsmt-0123456789abcdef0",
+        "FileSystemId": fs,
+        "SubnetId": "subnet-0123456789abcdef0",
+        "LifeCycleState": "available",
+    }
+    stub.add_response("describe_mount_targets", {"MountTargets": [target]}, {"FileSystemId": fs})
+    stub.add_response("delete_mount_target", {}, {"MountTargetId": "fsmt-0123456789abcdef0"})
+    for _ in range(2):
+        stub.add_client_error(
+            "delete_file_system",
+            "FileSystemInUse",
+            "File system 'fs-0123456789abcdef0' has mount targets created in it.",
+            409,
+            expected_params={"FileSystemId": fs},
+        )
+    stub.add_response("delete_file_system", {}, {"FileSystemId": fs})
+    stub.add_response("describe_file_systems", _described(fs, "deleting"), {"FileSystemId": fs})
+    stub.add_client_error("describe_file_systems", "FileSystemNotFound", "not found", 404)
+    run = aws_sweep._Sweep(_efs_clients(efs))
+
+    with stub:
+        run.file_system(aws_sweep.Leftover("EFS file system", fs, "shared", "available"))
+        stub.assert_no_pending_responses()
+
+    assert run.lines == [
+        f"deleted EFS mount target fsmt-0123456789abcdef0 (of {fs})",
+        f"deleted EFS file system {fs} (shared)",
+    ]
+    assert not run.terminated and run.deadline > 0
+    assert run.unmounted == {"fsmt-0123456789abcdef0"}  # the security groups' deletes settle too
+
+
+def test_a_mount_target_that_stays_keeps_its_file_system_without_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No retrying against a refusal that will not lift: one delete, and AWS's reason in the line."""
+    monkeypatch.setattr(aws_sweep, "SETTLE_POLL_S", 3600)  # a retry would hang the test
+    efs, stub = stubbed("efs")
+    fs = "fs-0123456789abcdef0"
+    target = {
+        "MountTargetId": "fsmt-0123456789abcdef0",
+        "FileSystemId": fs,
+        "SubnetId": "subnet-0123456789abcdef0",
+        "LifeCycleState": "available",
+    }
+    stub.add_response("describe_mount_targets", {"MountTargets": [target]}, {"FileSystemId": fs})
+    stub.add_client_error("delete_mount_target", "AccessDeniedException", "not allowed", 403)
+    stub.add_client_error("delete_file_system", "FileSystemInUse", "has mount targets", 409)
+    run = aws_sweep._Sweep(_efs_clients(efs))
+
+    with stub:
+        run.file_system(aws_sweep.Leftover("EFS file system", fs, "shared", "available"))
+        stub.assert_no_pending_responses()
+
+    assert run.lines == [
+        f"could not remove EFS mount target fsmt-0123456789abcdef0 (of {fs}): AccessDeniedException: not allowed",
+        f"could not remove EFS file system {fs} (shared): FileSystemInUse: has mount targets",
+    ]
+
+
+def test_file_systems_that_cannot_be_listed_fail_the_audit(aws: FaultProxy) -> None:
+    efs, stub = stubbed("efs")
+    stub.add_client_error(
+        "describe_file_systems", "AccessDeniedException", "no elasticfilesystem:Describe*", 403
+    )
+    clients = dataclasses.replace(preflight.Clients.for_region(REGION), efs=efs)
+
+    with stub, pytest.raises(SwiftfleetError) as exc:
+        aws_sweep.find(clients, "sf-blind")
+
+    assert str(exc.value) == (
+        "could not list EFS file systems tagged swiftfleet:cluster=sf-blind in us-east-1: AccessDeniedException: "
+        "no elasticfilesystem:Describe*: resources of the cluster may still be billing"
+    )
