@@ -6,8 +6,9 @@ Each size gets its own cluster (own name, subnet, inventory and state in a tempo
 a fresh directory under the shared /var/cache/swiftfleet (the mount every local node has), so "cold" really
 downloads everything and the user's cache is left alone:
   cold  = setup on new nodes with an empty cache;
-  rerun = the same again on the same nodes (must change nothing);
-  warm  = setup on new nodes whose cache the cold run filled.
+  roles = the same again on the same nodes with every role run (setup_force; must change nothing);
+  rerun = the same again as a user runs it: every node current, no role runs (the fingerprint path);
+  warm  = setup on new nodes whose cache the cold run filled (--no-warm leaves it out).
 """
 
 import argparse
@@ -30,8 +31,8 @@ from tests.roles.conftest import Run, ansible_playbook  # noqa: E402
 CACHE_ROOT = Path("/var/cache/swiftfleet")
 
 
-def setup(cluster: str, cache: Path, env: dict[str, str]) -> Run:
-    extra = json.dumps({"swiftfleet_cache_dir": str(cache)})
+def setup(cluster: str, cache: Path, env: dict[str, str], force: bool = False) -> Run:
+    extra = json.dumps({"swiftfleet_cache_dir": str(cache), "setup_force": force})
     result = ansible_playbook(
         "-i", str(inventory_path(cluster)), "-e", extra, str(REPO / "playbooks" / "setup.yml"), env=env
     )
@@ -57,7 +58,7 @@ def cluster_cli(action: str, config: Path, env: dict[str, str]) -> None:
         raise SystemExit(f"cluster {action} failed: {res.stdout}{res.stderr}")
 
 
-def bench(nodes: int, index: int, work: Path) -> dict[str, float]:
+def bench(nodes: int, index: int, work: Path, warm: bool) -> dict[str, float]:
     name = f"sfbench{nodes}"
     env = {"SWIFTFLEET_INVENTORY_DIR": str(work / "inventory"), "SWIFTFLEET_STATE_DIR": str(work / "state")}
     os.environ.update(env)  # inventory_path() reads them in this process too
@@ -69,16 +70,20 @@ def bench(nodes: int, index: int, work: Path) -> dict[str, float]:
     try:
         cluster_cli("up", config, env)
         figures["cold"] = setup(name, cache, env).seconds
-        rerun = setup(name, cache, env)
-        changed = sum(r["changed"] for r in rerun.recap().values())
-        figures["rerun"] = rerun.seconds
-        print(
-            f"{nodes} node(s): cold {figures['cold']:.0f} s, re-run {rerun.seconds:.0f} s (changed={changed})"
-        )
-        cluster_cli("down", config, env)
-        cluster_cli("up", config, env)
-        figures["warm"] = setup(name, cache, env).seconds
-        print(f"{nodes} node(s): warm {figures['warm']:.0f} s")
+        for kind, force in (("roles", True), ("rerun", False)):
+            again = setup(name, cache, env, force)
+            changed = sum(r["changed"] for r in again.recap().values())
+            figures[kind] = again.seconds
+            print(f"{nodes} node(s): {kind} {again.seconds:.1f} s (changed={changed})")
+            if kind == "rerun" and "setup: nothing to do" not in again.output:
+                print(
+                    f"  not the fingerprint path: {[ln for ln in again.output.splitlines() if 'setup: ' in ln]}"
+                )
+        if warm:
+            cluster_cli("down", config, env)
+            cluster_cli("up", config, env)
+            figures["warm"] = setup(name, cache, env).seconds
+            print(f"{nodes} node(s): warm {figures['warm']:.0f} s")
     finally:
         cluster_cli("down", config, env)
         shutil.rmtree(cache, ignore_errors=True)
@@ -90,15 +95,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--no-warm", dest="warm", action="store_false", help="leave out the warm-cache setup")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
-        results = {n: bench(n, i, Path(tmp)) for i, n in enumerate(args.nodes)}
-    print(f"\n{'nodes':>5}  {'cold s':>7}  {'warm s':>7}  {'re-run s':>8}")
+        results = {n: bench(n, i, Path(tmp), args.warm) for i, n in enumerate(args.nodes)}
+    kinds = ["cold", "roles", "rerun"] + (["warm"] if args.warm else [])
+    print("\n" + "  ".join([f"{'nodes':>5}", *(f"{k + ' s':>8}" for k in kinds)]))
     for n, f in results.items():
-        print(f"{n:>5}  {f['cold']:>7.0f}  {f['warm']:>7.0f}  {f['rerun']:>8.0f}")
+        print("  ".join([f"{n:>5}", *(f"{f[k]:>8.1f}" for k in kinds)]))
     if len(results) > 1:
         small, big = min(results), max(results)
-        for kind in ("cold", "warm", "rerun"):
+        for kind in kinds:
             ratio = results[big][kind] / results[small][kind]
             print(f"{kind}: {big} nodes take {ratio:.2f}x the time of {small} (ideal parallel: 1.00x)")
 

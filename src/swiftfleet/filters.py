@@ -98,6 +98,14 @@ def operator(_: Any = None) -> str:
     return cluster_lock.operator()
 
 
+def setup_fingerprint(host_vars: Any, roles: list[str]) -> str:
+    """`hostvars[inventory_hostname] | swiftfleet_setup_fingerprint(setup_roles)`: the hash of what this host's
+    setup depends on (swiftfleet.setup_fingerprint)."""
+    from swiftfleet import setup_fingerprint as fp
+
+    return fp.fingerprint(host_vars, [str(r) for r in roles])
+
+
 def table(rows: list[list[Any]], head: list[str]) -> str:
     """`rows | swiftfleet_table(head)`: the CLI's plain-text table, for the playbooks' reports."""
     from swiftfleet.table import render
@@ -167,6 +175,7 @@ FILTERS = {
     "swiftfleet_facts_file": facts_file,
     "swiftfleet_lock": lock,
     "swiftfleet_operator": operator,
+    "swiftfleet_setup_fingerprint": setup_fingerprint,
     "swiftfleet_torch_build": torch_build,
     "swiftfleet_stack": stack_view,
     "swiftfleet_resolve_extras": resolve_extras,

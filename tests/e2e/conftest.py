@@ -138,17 +138,21 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory, node_image: str, tiny: P
 
 
 @pytest.fixture(scope="session")
-def setup_runs(rehearsal: Rehearsal) -> tuple[Run, Run]:
-    """setup.yml on both nodes, run twice (the second run must change nothing: test_rehearsal asserts it)."""
+def setup_runs(rehearsal: Rehearsal) -> tuple[Run, Run, Run]:
+    """setup.yml on both nodes three times: the first installs; the second runs every role again
+    (setup_force) and must change nothing; the third finds every node current and runs no role (test_rehearsal
+    asserts all three)."""
     first = rehearsal.setup()
     print(f"setup.yml (2 nodes, with evalscope), first run: {first.seconds:.0f} s")
-    second = rehearsal.setup()
-    print(f"setup.yml (2 nodes), second run: {second.seconds:.0f} s")
-    return first, second
+    second = rehearsal.setup(json.dumps({**json.loads(SETUP_VARS), "setup_force": True}))
+    print(f"setup.yml (2 nodes), second run, every role: {second.seconds:.0f} s")
+    third = rehearsal.setup()
+    print(f"setup.yml (2 nodes), third run, fingerprints current: {third.seconds:.0f} s")
+    return first, second, third
 
 
 @pytest.fixture
-def installed(rehearsal: Rehearsal, setup_runs: tuple[Run, Run]) -> Rehearsal:
+def installed(rehearsal: Rehearsal, setup_runs: tuple[Run, Run, Run]) -> Rehearsal:
     """The cluster with the CPU stack on every node; a failed setup fails here, with its output."""
     first = setup_runs[0]
     if first.rc != 0:

@@ -30,11 +30,12 @@ def test_a_job_too_big_for_the_inventory_touches_no_host(installed: Rehearsal) -
     assert "too-big" not in installed.node(0, "ls", "/root/swiftfleet/jobs")
 
 
-def test_setup_installs_the_cpu_stack_twice_the_second_run_changes_nothing(
-    rehearsal: Rehearsal, setup_runs: tuple[Run, Run]
+def test_setup_installs_the_cpu_stack_every_role_again_changes_nothing_then_no_role_runs(
+    rehearsal: Rehearsal, setup_runs: tuple[Run, Run, Run]
 ) -> None:
-    """setup.yml on both nodes in parallel; run again, it changes nothing; the stack table says consistent."""
-    first, second = setup_runs
+    """setup.yml on both nodes in parallel; every role again changes nothing; the stack table says consistent;
+    a plain re-run finds both nodes current (fingerprint, no drift) and runs no role, changing nothing."""
+    first, second, third = setup_runs
     hosts = {f"{rehearsal.name}-node{rank}" for rank in (0, 1)}
     assert first.rc == 0, first.output[-5000:]
     # localhost only takes the cluster's lock (swiftfleet.lock), which changes nothing on any host.
@@ -52,6 +53,20 @@ def test_setup_installs_the_cpu_stack_twice_the_second_run_changes_nothing(
         assert (node["torch"], node["torch_cuda"], node["gpu"]) == ("2.13.0+cpu", None, "no GPU")
         assert node["ms_swift"] == "4.6.0" and node["consistent"] is True, node
     assert "consistent" in second.output and "2.13.0+cpu" in second.output  # the table was printed
+    assert "setup: nothing to do" not in second.output and "TASK [uv : " in second.output
+
+    assert third.rc == 0, third.output[-5000:]
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in third.recap().values()), third.recap()
+    assert (
+        f"setup: nothing to do on {rehearsal.name}-node0, {rehearsal.name}-node1: each matches"
+        in third.output
+    )
+    assert "TASK [uv : " not in third.output and "TASK [ms_swift : " not in third.output  # no role ran
+    assert json.loads((known_hosts_path(rehearsal.name).parent / "stack.json").read_text()) == report
+    fingerprints = [
+        json.loads(rehearsal.node(r, "cat", "/etc/swiftfleet/setup.json"))["fingerprint"] for r in (0, 1)
+    ]
+    assert all(len(f) == 64 for f in fingerprints), fingerprints
 
 
 def test_lora_trains_across_both_nodes(installed: Rehearsal) -> None:

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Is this node's setup current? Prints {"current": bool, "why": str} as JSON (run by setup.yml before any role).
+
+Current: the last setup finished here with the same fingerprint (swiftfleet.setup_fingerprint: the kit's files
+and the host's variables), and what it left has not drifted since: the environment and the env files it recorded
+exist, every distribution it recorded has that version in the environment, and the driver is the one it saw.
+Standard library only, and no import of torch (seconds): versions come from the environment's metadata.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+
+NO_GPU = "no GPU"  # stack_report.py's word for a node without nvidia-smi
+
+
+def _versions(python: str) -> dict[str, str]:
+    """Every distribution of the environment by PEP 503 name, the first on sys.path winning (as stack_report.py
+    records them)."""
+    code = (
+        "import importlib.metadata as m, json, re\n"
+        "out = {}\n"
+        "for d in m.distributions():\n"
+        "    n = d.metadata['Name']\n"
+        "    if n: out.setdefault(re.sub(r'[-_.]+', '-', n).lower(), d.version)\n"
+        "print(json.dumps(out))"
+    )
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def _driver() -> str:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return NO_GPU
+    done = subprocess.run(
+        [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return lines[0] if done.returncode == 0 and lines else "unknown"
+
+
+def why_not_current(fingerprint: str, setup_file: str, record_file: str) -> str:
+    """ "" when current, else the first reason it is not."""
+    try:
+        with open(setup_file) as f:
+            last = json.load(f)
+        with open(record_file) as f:
+            record = json.load(f)
+    except FileNotFoundError as exc:
+        return f"no {exc.filename} (never set up here, or the last setup did not finish)"
+    except (OSError, ValueError) as exc:
+        return f"unreadable setup record ({exc})"
+    if last.get("fingerprint") != fingerprint:
+        return "the kit's roles or this host's setup variables changed since the last setup"
+    python = os.path.join(record.get("venv", ""), "bin", "python")
+    if not os.access(python, os.X_OK):
+        return f"{python} is gone"
+    missing = [f for f in record.get("env_files", []) if not os.path.exists(f)]
+    if missing:
+        return f"{missing[0]} is gone"
+    wanted: dict[str, str] = record.get("distributions", {})
+    try:
+        have = _versions(python)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return f"{python} does not run ({exc})"
+    for name, version in sorted(wanted.items()):
+        if have.get(name) != version:
+            return f"{name} is {have.get(name, 'not installed')} in {record['venv']}, setup left {version}"
+    driver = _driver()
+    if driver != record.get("driver"):
+        return f"the NVIDIA driver is {driver}, setup saw {record.get('driver')}"
+    return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fingerprint", required=True)
+    parser.add_argument("--setup-file", default="/etc/swiftfleet/setup.json")
+    parser.add_argument("--record-file", default="/etc/swiftfleet/node.json")
+    args = parser.parse_args()
+    why = why_not_current(args.fingerprint, args.setup_file, args.record_file)
+    print(json.dumps({"current": not why, "why": why}))
+
+
+if __name__ == "__main__":
+    main()
