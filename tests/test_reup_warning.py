@@ -25,7 +25,7 @@ def test_replaced_nodes_and_a_deleted_file_system_are_both_named() -> None:
     assert replaced_ranks(changes) == [0, 1]
     assert loss_warning("c", changes) == (
         "; this REPLACES c-node0, c-node1 (their disks are lost)"
-        "; this DELETES the shared file system and everything on it"
+        "; this DELETES the shared file system and everything on it (then `make setup` unmounts it)"
     )
 
 

@@ -17,7 +17,10 @@ ROLES = ["uv", "ms_swift", "stack_check"]
 
 
 def _ask(tmp: Path, fingerprint: str = "fp1", path: str | None = None) -> dict[str, object]:
-    env = {**os.environ, "PATH": path if path is not None else "/usr/bin:/bin"}
+    """The script's answer; PATH holds no nvidia-smi unless a test puts one there (the runner may have one)."""
+    empty = tmp / "no-tools"
+    empty.mkdir(exist_ok=True)
+    env = {**os.environ, "PATH": path if path is not None else str(empty)}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--fingerprint", fingerprint, "--setup-file", str(tmp / "setup.json"),
          "--record-file", str(tmp / "node.json")],
@@ -45,6 +48,10 @@ def node(tmp_path: Path) -> Path:
         "env_files": [str(env_file)],
         "distributions": {"pydantic": have[0], "pytest": have[1]},
         "driver": "no GPU",
+        "data_dir": str(tmp_path),
+        "hub_cache": None,
+        "scratch": None,
+        "shared_dir": None,
     }
     (tmp_path / "node.json").write_text(json.dumps(record))
     (tmp_path / "setup.json").write_text(json.dumps({"fingerprint": "fp1"}))
@@ -52,14 +59,31 @@ def node(tmp_path: Path) -> Path:
 
 
 def test_an_unchanged_node_is_current(node: Path) -> None:
-    assert _ask(node) == {"current": True, "why": ""}
+    assert _ask(node) == {"current": True, "same_inputs": True, "why": ""}
 
 
 def test_other_inputs_or_no_finished_setup_are_not_current(node: Path) -> None:
-    assert "roles or this host's setup variables changed" in str(_ask(node, fingerprint="fp2")["why"])
+    """Other inputs: not the same, so setup.yml forgets the old fingerprint before its roles run."""
+    answer = _ask(node, fingerprint="fp2")
+    assert answer["current"] is False and answer["same_inputs"] is False
+    assert "roles or this host's setup variables changed" in str(answer["why"])
     (node / "setup.json").unlink()
     answer = _ask(node)
-    assert answer["current"] is False and "setup.json (never set up here" in str(answer["why"])
+    assert (answer["current"], answer["same_inputs"]) == (False, False)
+    assert "setup.json (never set up here" in str(answer["why"])
+
+
+def test_storage_that_setup_recorded_must_still_be_there(node: Path) -> None:
+    record = json.loads((node / "node.json").read_text())
+    for changes, why in (
+        ({"hub_cache": str(node / "hub")}, f"the hub cache {node / 'hub'} is gone"),
+        ({"scratch": str(node)}, f"{node} is not mounted"),  # a plain directory, not the NVMe's mount
+        ({"shared_dir": str(node / "swiftfleet")}, f"{node} is not mounted"),
+        ({"data_dir": str(node / "gone")}, f"the data directory {node / 'gone'} is gone"),
+    ):
+        (node / "node.json").write_text(json.dumps({**record, **changes}))
+        answer = _ask(node)
+        assert answer == {"current": False, "same_inputs": True, "why": why}
 
 
 def test_drift_of_what_setup_left_is_named(node: Path) -> None:
@@ -91,13 +115,23 @@ def test_a_driver_that_appeared_or_changed_is_drift(node: Path, tmp_path: Path) 
     )
 
 
-def test_the_fingerprint_follows_the_roles_variables_only() -> None:
+def test_the_fingerprint_follows_the_roles_variables_only(tmp_path: Path) -> None:
     base = {"swiftfleet_cluster": "c", "ms_swift_extras": ["eval"], "ansible_host": "10.0.0.1"}
     fp = setup_fingerprint.fingerprint(base, ROLES)
     assert fp == setup_fingerprint.fingerprint({**base, "ansible_host": "10.0.0.2", "node_rank": 3}, ROLES)
     assert fp != setup_fingerprint.fingerprint({**base, "ms_swift_extras": ["eval", "bnb"]}, ROLES)
     assert fp != setup_fingerprint.fingerprint({**base, "uv_version": "0.13.9"}, ROLES)
+    assert fp != setup_fingerprint.fingerprint(
+        {**base, "ansible_user": "ubuntu"}, ROLES
+    )  # the job user's default
     assert fp != setup_fingerprint.fingerprint(base, [*ROLES, "apex"])  # another role's files
+    ca = tmp_path / "proxy.crt"
+    ca.write_text("one")
+    with_ca = setup_fingerprint.fingerprint(base, ROLES, [str(ca)])
+    ca.write_text("two")  # a renewed certificate the uv role would copy again
+    assert with_ca not in (fp, setup_fingerprint.fingerprint(base, ROLES, [str(ca)]))
+    with pytest.raises(ValueError, match=r"cannot read .*nope\.crt"):
+        setup_fingerprint.fingerprint(base, ROLES, [str(tmp_path / "nope.crt")])
 
 
 def test_the_fingerprint_covers_each_roles_files_but_not_its_tests() -> None:

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Is this node's setup current? Prints {"current": bool, "why": str} as JSON (run by setup.yml before any role).
+"""Is this node's setup current? Prints {"current": bool, "same_inputs": bool, "why": str} as JSON (run by
+setup.yml before any role).
 
 Current: the last setup finished here with the same fingerprint (swiftfleet.setup_fingerprint: the kit's files
 and the host's variables), and what it left has not drifted since: the environment and the env files it recorded
-exist, every distribution it recorded has that version in the environment, and the driver is the one it saw.
+exist, every distribution it recorded has that version in the environment, the driver is the one it saw, and
+the storage it recorded (data directory, hub cache, the NVMe and shared mounts) is still there.
 Standard library only, and no import of torch (seconds): versions come from the environment's metadata.
 """
 
@@ -45,19 +47,32 @@ def _driver() -> str:
     return lines[0] if done.returncode == 0 and lines else "unknown"
 
 
-def why_not_current(fingerprint: str, setup_file: str, record_file: str) -> str:
-    """ "" when current, else the first reason it is not."""
+def recorded_fingerprint(setup_file: str) -> str | None:
     try:
         with open(setup_file) as f:
-            last = json.load(f)
+            return json.load(f).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def why_not_current(fingerprint: str, setup_file: str, record_file: str) -> str:
+    """ "" when current, else the first reason it is not."""
+    if recorded_fingerprint(setup_file) != fingerprint:
+        if not os.path.exists(setup_file):
+            return f"no {setup_file} (never set up here, or the last setup did not finish)"
+        return "the kit's roles or this host's setup variables changed since the last setup"
+    try:
         with open(record_file) as f:
             record = json.load(f)
-    except FileNotFoundError as exc:
-        return f"no {exc.filename} (never set up here, or the last setup did not finish)"
     except (OSError, ValueError) as exc:
-        return f"unreadable setup record ({exc})"
-    if last.get("fingerprint") != fingerprint:
-        return "the kit's roles or this host's setup variables changed since the last setup"
+        return f"no readable setup record {record_file} ({exc})"
+    for key, what in (("data_dir", "the data directory"), ("hub_cache", "the hub cache")):
+        if record.get(key) and not os.path.isdir(record[key]):
+            return f"{what} {record[key]} is gone"
+    for key in ("scratch", "shared_dir"):
+        mount = record.get(key) and (record[key] if key == "scratch" else os.path.dirname(record[key]))
+        if mount and not os.path.ismount(mount):
+            return f"{mount} is not mounted"
     python = os.path.join(record.get("venv", ""), "bin", "python")
     if not os.access(python, os.X_OK):
         return f"{python} is gone"
@@ -85,7 +100,9 @@ def main() -> None:
     parser.add_argument("--record-file", default="/etc/swiftfleet/node.json")
     args = parser.parse_args()
     why = why_not_current(args.fingerprint, args.setup_file, args.record_file)
-    print(json.dumps({"current": not why, "why": why}))
+    # same_inputs: the recorded fingerprint is this one (drift aside), so a run may keep it until it completes.
+    same = recorded_fingerprint(args.setup_file) == args.fingerprint
+    print(json.dumps({"current": not why, "same_inputs": same, "why": why}))
 
 
 if __name__ == "__main__":

@@ -166,7 +166,9 @@ def loss_warning(cluster: str, changes: list[tf.Change]) -> str:
         else []
     )
     if any(c.type == "aws_efs_file_system" and "delete" in c.actions for c in changes):
-        parts.append("this DELETES the shared file system and everything on it")
+        parts.append(
+            "this DELETES the shared file system and everything on it (then `make setup` unmounts it)"
+        )
     return "".join(f"; {p}" for p in parts)
 
 

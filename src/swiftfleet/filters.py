@@ -98,12 +98,12 @@ def operator(_: Any = None) -> str:
     return cluster_lock.operator()
 
 
-def setup_fingerprint(host_vars: Any, roles: list[str]) -> str:
-    """`hostvars[inventory_hostname] | swiftfleet_setup_fingerprint(setup_roles)`: the hash of what this host's
-    setup depends on (swiftfleet.setup_fingerprint)."""
+def setup_fingerprint(host_vars: Any, roles: list[str], controller_files: list[str] | None = None) -> str:
+    """`hostvars[inventory_hostname] | swiftfleet_setup_fingerprint(setup_roles, ca_files)`: the hash of what
+    this host's setup depends on (swiftfleet.setup_fingerprint)."""
     from swiftfleet import setup_fingerprint as fp
 
-    return fp.fingerprint(host_vars, [str(r) for r in roles])
+    return fp.fingerprint(host_vars, [str(r) for r in roles], [str(f) for f in controller_files or []])
 
 
 def table(rows: list[list[Any]], head: list[str]) -> str:

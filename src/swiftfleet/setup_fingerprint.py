@@ -26,7 +26,11 @@ KIT_FILES = (
     PACKAGE / "stack.py",
     PACKAGE / "data" / "stack.yml",
 )
-SKIPPED_DIRS = {"molecule", "__pycache__"}  # tests and caches of a role change nothing on a node
+SKIPPED_DIRS = {"molecule", "__pycache__"}
+LOGIN_VARS = {
+    "ansible_user",
+    "ansible_become_user",
+}  # the roles' job user defaults to the login user  # tests and caches of a role change nothing on a node
 
 
 def _role_files(role: str) -> list[Path]:
@@ -49,10 +53,21 @@ def files_digest(roles: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(host_vars: Mapping[str, Any], roles: Iterable[str]) -> str:
-    """The hash of the kit's files and of this host's variables that the roles read."""
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ValueError(f"setup fingerprint: cannot read {path} ({exc.strerror})") from None
+
+
+def fingerprint(
+    host_vars: Mapping[str, Any], roles: Iterable[str], controller_files: Iterable[str] = ()
+) -> str:
+    """The hash of the kit's files, of this host's variables that the roles read (plus the login user, whom the
+    job user defaults to) and of the contents of controller files the roles copy to the node (CA certificates)."""
     roles = tuple(roles)
     prefixes = tuple(f"{name}_" for name in ("swiftfleet", *roles))
-    chosen = {k: host_vars[k] for k in sorted(host_vars) if k.startswith(prefixes)}
-    text = json.dumps(chosen, sort_keys=True, default=str)
+    chosen = {k: host_vars[k] for k in sorted(host_vars) if k.startswith(prefixes) or k in LOGIN_VARS}
+    copied = {f: _file_digest(f) for f in sorted(map(str, controller_files))}
+    text = json.dumps({"vars": chosen, "files": copied}, sort_keys=True, default=str)
     return hashlib.sha256(f"{files_digest(roles)}\0{text}".encode()).hexdigest()

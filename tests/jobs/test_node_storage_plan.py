@@ -72,6 +72,12 @@ def test_a_shared_hub_cache_is_filled_once_by_rank_0() -> None:
     assert job_plan.nodes[1].job_dir == "/opt/dlami/nvme/swiftfleet/jobs/lora"  # job files stay node-local
 
 
+def test_a_job_that_moves_a_hub_cache_has_every_node_download() -> None:
+    """The job's own cache may be node-local: rank 0 alone would leave the others without the files."""
+    for var in ("HF_HOME", "HF_HUB_CACHE", "MODELSCOPE_CACHE"):
+        assert not _plan({n.name: _facts(**SHARED) for n in NODES}, env={var: "/data/cache"}).prefetch_once
+
+
 def test_one_node_without_the_shared_cache_makes_every_node_download() -> None:
     job_plan = _plan({NODES[0].name: _facts(**SHARED), NODES[1].name: _facts(**NVME)})
     assert not job_plan.prefetch_once

@@ -141,6 +141,10 @@ def hub_env(job: Job, prefetch: list[dict[str, Any]]) -> tuple[dict[str, str], d
     return env, downloads
 
 
+# Where the hubs' libraries put their caches: a job's env naming any of them moves that cache.
+CACHE_VARS = {"HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "MODELSCOPE_CACHE"}
+
+
 def cache_env(job: Job, f: NodeFacts) -> dict[str, str]:
     """The hub caches on the node's storage that setup chose (node_storage: the shared file system or the local
     NVMe), unless the job's env names its own."""
@@ -628,9 +632,11 @@ def build(
         downloads=[Download(**d) for d in b.downloads],
         prefetch=[Prefetch(**p) for p in b.prefetch],
         prefetch_env=prefetch_env,
-        # Every node reads one shared hub cache: rank 0 downloads, the others find the files there.
+        # Every node reads one shared hub cache: rank 0 downloads, the others find the files there. Not when the
+        # job's env moves a cache elsewhere (node-local, as far as the kit knows).
         prefetch_once=all(facts[n.name].shared_hub for n in nodes)
-        and len({facts[n.name].hub_cache for n in nodes}) == 1,
+        and len({facts[n.name].hub_cache for n in nodes}) == 1
+        and not CACHE_VARS.intersection(job.env),
         hub=job.hub,
         output=Output(
             mode="s3" if s3_out else out,  # type: ignore[arg-type]
