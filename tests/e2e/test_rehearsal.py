@@ -202,7 +202,7 @@ def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_
     at the job's time_limit (RuntimeMaxSec), which the report names."""
     job = installed.job(
         name="tiny-limit", kind="swift sft", model=str(installed.tiny / "model"),
-        datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, time_limit="50s",
+        datasets=[str(installed.tiny / "chat.jsonl")], nproc_per_node=1, time_limit="80s",
         args={**TRAIN_ARGS, "max_steps": 5000, "save_steps": 10000}, env={"CUDA_VISIBLE_DEVICES": ""},
     )  # fmt: skip
     first = installed.play("train.yml", job, "-e", "watch_chunks=1", "-e", "watch_depth=2")
@@ -223,7 +223,7 @@ def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_
     assert installed.unit_states("tiny-limit") == ["active", "active"]
 
     second = installed.play("train.yml", job, "-e", "watch_depth=2")
-    print(f"train.yml (attached, until the time_limit of 50s): {second.seconds:.0f} s")
+    print(f"train.yml (attached, until the time_limit of 80s): {second.seconds:.0f} s")
     assert second.rc != 0
     assert "already running on every rank: watching it (nothing restarted)" in second.output
     assert (
@@ -232,7 +232,7 @@ def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_
     assert f"job tiny-limit: rank 0 ({installed.name}-node0) failed first" in second.output, second.output[
         -3000:
     ]
-    assert "ended with timeout" in second.output and "past the job's time_limit 50s" in second.output
+    assert "ended with timeout" in second.output and "past the job's time_limit 80s" in second.output
     assert set(installed.unit_states("tiny-limit")) <= {"inactive", "failed"}
     stopped = installed.play("stop.yml", job)  # nothing runs now: whoever started it, stop is harmless
     assert stopped.rc == 0, stopped.output[-3000:]
