@@ -248,7 +248,8 @@ class _Sweep:
 
     def attempt(self, done: str, thing: Leftover, *calls: Callable[[], object], settle: bool = False) -> bool:
         """Run the calls in order; with `settle`, a refusal that AWS lifts once a terminated instance (or a
-        deleted EFS mount target) is released is retried until the deadline. Success or AWS's reason becomes a line, never an exception."""
+        deleted EFS mount target) is released is retried until the deadline. Success or AWS's reason becomes a
+        line, never an exception."""
         for call in calls:
             while True:
                 try:

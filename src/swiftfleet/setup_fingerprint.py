@@ -26,11 +26,8 @@ KIT_FILES = (
     PACKAGE / "stack.py",
     PACKAGE / "data" / "stack.yml",
 )
-SKIPPED_DIRS = {"molecule", "__pycache__"}
-LOGIN_VARS = {
-    "ansible_user",
-    "ansible_become_user",
-}  # the roles' job user defaults to the login user  # tests and caches of a role change nothing on a node
+SKIPPED_DIRS = {"molecule", "__pycache__"}  # tests and caches of a role change nothing on a node
+LOGIN_VARS = {"ansible_user", "ansible_become_user"}  # the roles' job user defaults to the login user
 
 
 def _role_files(role: str) -> list[Path]:
