@@ -135,7 +135,7 @@ def test_the_fingerprint_follows_the_roles_variables_only(tmp_path: Path) -> Non
 
 
 def test_the_fingerprint_covers_each_roles_files_but_not_its_tests() -> None:
-    files = {str(p.relative_to(REPO)) for p in setup_fingerprint._role_files("ms_swift")}
+    files = {str(p.relative_to(REPO)) for p in setup_fingerprint.role_files("ms_swift")}
     assert {
         "roles/ms_swift/tasks/main.yml",
         "roles/ms_swift/defaults/main.yml",

@@ -28,9 +28,13 @@ KIT_FILES = (
 )
 SKIPPED_DIRS = {"molecule", "__pycache__"}  # tests and caches of a role change nothing on a node
 LOGIN_VARS = {"ansible_user", "ansible_become_user"}  # the roles' job user defaults to the login user
+# Inventory variables that name the cluster rather than shape a node: setup.yml reads swiftfleet_cluster only for
+# the controller's lock and record file, and swiftfleet_deploy_port is read by the job plays alone. Any variable a
+# role reads (swiftfleet_provider picks the CA files, idle stop, spot, shared file system) stays an input.
+IDENTITY_VARS = {"swiftfleet_cluster", "swiftfleet_deploy_port"}
 
 
-def _role_files(role: str) -> list[Path]:
+def role_files(role: str) -> list[Path]:
     root = paths.REPO_ROOT / "roles" / role
     if not root.is_dir():
         raise ValueError(f"setup fingerprint: no role {role!r} under {root.parent}")
@@ -43,7 +47,7 @@ def _role_files(role: str) -> list[Path]:
 def files_digest(roles: tuple[str, ...]) -> str:
     """One hash of the kit's files a setup with these roles runs (names and contents)."""
     digest = hashlib.sha256()
-    files = [f for role in roles for f in _role_files(role)] + list(KIT_FILES)
+    files = [f for role in roles for f in role_files(role)] + list(KIT_FILES)
     for path in files:
         digest.update(str(path.relative_to(paths.REPO_ROOT)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -64,7 +68,11 @@ def fingerprint(
     job user defaults to) and of the contents of controller files the roles copy to the node (CA certificates)."""
     roles = tuple(roles)
     prefixes = tuple(f"{name}_" for name in ("swiftfleet", *roles))
-    chosen = {k: host_vars[k] for k in sorted(host_vars) if k.startswith(prefixes) or k in LOGIN_VARS}
+    chosen = {
+        k: host_vars[k]
+        for k in sorted(host_vars)
+        if (k.startswith(prefixes) or k in LOGIN_VARS) and k not in IDENTITY_VARS
+    }
     copied = {f: _file_digest(f) for f in sorted(map(str, controller_files))}
     text = json.dumps({"vars": chosen, "files": copied}, sort_keys=True, default=str)
     return hashlib.sha256(f"{files_digest(roles)}\0{text}".encode()).hexdigest()
