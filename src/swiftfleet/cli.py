@@ -136,14 +136,82 @@ def nccl_test_cmd(
         raise SwiftfleetError(failure)
 
 
-@cli.command("image")
+@cli.group("image", invoke_without_command=True)
 @click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
 @click.option("--tag", default=LocalCluster().image, show_default=True)
-def image_cmd(rebuild: bool, tag: str) -> None:
-    """Build the Debian systemd+sshd node image offline (mmdebstrap + docker import)."""
+@click.pass_context
+def image_cmd(ctx: click.Context, rebuild: bool, tag: str) -> None:
+    """Build the Debian systemd+sshd node image offline (mmdebstrap + docker import); or bake, list, remove
+    images of set-up nodes."""
+    if ctx.invoked_subcommand is not None:
+        return
     from swiftfleet import image
 
     image.ensure_image(tag, rebuild=rebuild)
+
+
+@image_cmd.command("bake")
+@config_option
+@click.option("--node", "rank", type=click.IntRange(0), required=True, help="The rank of the node to bake.")
+@click.option(
+    "--name", help="local: the image tag; aws: the AMI name (default: from cluster, node and time)."
+)
+def image_bake(config: Path | None, rank: int, name: str | None) -> None:
+    """Make an idle, set-up node into an image (local: a Docker image; aws: an AMI, the node reboots); a cluster
+    file naming it (image: / ami_id:) starts nodes whose setup has nothing to do."""
+    spec = load_cluster(config)
+    if isinstance(spec, HostsCluster):
+        raise SwiftfleetError("image bake: a hosts cluster's machines are not ours to image")
+    from swiftfleet import bake
+
+    with lock.held(spec.name, "image bake"):
+        src = bake.source(spec, rank)
+        if isinstance(spec, AwsCluster):
+            made, key = bake.bake_aws(spec, src, name), "ami_id"
+        else:
+            made, key = bake.bake_local(spec, src, name), "image"
+    click.echo(
+        f"baked {src.node.name} (setup fingerprint {src.fingerprint[:12]}): put `{key}: {made}` in a cluster file"
+    )
+
+
+@image_cmd.command("list")
+@config_option
+def image_list(config: Path | None) -> None:
+    """The baked images: local ones, or with an aws cluster file the AMIs of its region."""
+    from swiftfleet.table import render
+
+    spec = load_cluster(config)
+    if isinstance(spec, AwsCluster):
+        from swiftfleet import amis
+        from swiftfleet.preflight import Clients
+
+        rows = amis.rows(amis.listed(Clients.for_region(spec.region).ec2))
+        head = amis.HEAD
+    else:
+        from swiftfleet import bake
+
+        rows, head = bake.local_images(), bake.HEAD
+    click.echo(render(head, rows) if rows else "no baked images")
+
+
+@image_cmd.command("rm")
+@click.argument("image_ref")
+@config_option
+def image_rm(image_ref: str, config: Path | None) -> None:
+    """Remove a baked image (aws: deregister the AMI and delete its snapshots)."""
+    spec = load_cluster(config)
+    if isinstance(spec, AwsCluster):
+        from swiftfleet import amis
+        from swiftfleet.preflight import Clients
+
+        gone = amis.remove(Clients.for_region(spec.region).ec2, image_ref)
+        click.echo(f"deregistered {gone.image_id}; deleted {', '.join(gone.snapshots) or 'no snapshots'}")
+        return
+    from swiftfleet import bake
+
+    bake.remove_local(image_ref)
+    click.echo(f"removed {image_ref}")
 
 
 @cli.command("render")

@@ -109,6 +109,21 @@ def ensure_image(tag: str = DEFAULT_TAG, rebuild: bool = False) -> None:
     progress(f"image {tag}: ready")
 
 
+def node_image(tag: str) -> None:
+    """The image a local cluster's nodes start from: the base image is built when missing; any other (a baked
+    one, `swiftfleet image bake`) must be there, as nothing here could build it."""
+    if tag == DEFAULT_TAG:
+        ensure_image(tag)
+        return
+    try:
+        docker_client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise SwiftfleetError(
+            f"image {tag} (the cluster file's image:) not found in Docker: `swiftfleet image list` shows the baked "
+            f"images; the base image is {DEFAULT_TAG}"
+        ) from None
+
+
 def progress(line: str) -> None:
     """One progress line on stderr (stdout stays clean for --json output)."""
     print(line, file=sys.stderr, flush=True)

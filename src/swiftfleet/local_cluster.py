@@ -21,7 +21,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from swiftfleet import hostkeys, node_jobs, paths
 from swiftfleet.errors import SwiftfleetError
-from swiftfleet.image import docker_client, ensure_image, progress
+from swiftfleet.image import docker_client, node_image, progress
 from swiftfleet.inventory import Cluster, Node, remove_inventory, write_inventory
 from swiftfleet.settings import LocalCluster
 
@@ -61,7 +61,7 @@ def up(spec: LocalCluster, assume_yes: bool, force: bool = False) -> Cluster:
     del assume_yes  # nothing here is billed
     addresses = node_addresses(spec)
     client = docker_client()
-    ensure_image(spec.image)
+    node_image(spec.image)
     extras = [
         c for c in _containers(client, spec.name) if int(c.labels.get(RANK_LABEL, "0")) >= spec.node_count
     ]

@@ -29,7 +29,8 @@ class NodeJobs:
     error: str | None = None  # why the node could not be asked
 
 
-def _ssh(cluster: str, node: Node, *command: str) -> subprocess.CompletedProcess[str]:
+def ssh(cluster: str, node: Node, *command: str) -> subprocess.CompletedProcess[str]:
+    """A command on the node over its pinned host key, with a short connect timeout (also swiftfleet.bake's)."""
     argv = [
         "ssh", "-i", str(node.ssh_key), "-p", str(node.ssh_port), "-o", "BatchMode=yes",
         "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", "StrictHostKeyChecking=yes",
@@ -41,7 +42,7 @@ def _ssh(cluster: str, node: Node, *command: str) -> subprocess.CompletedProcess
 
 def _ask(cluster: str, node: Node) -> NodeJobs:
     try:
-        proc = _ssh(
+        proc = ssh(
             cluster, node, "systemctl", "list-units", "--type=service", "--state=active,activating,deactivating",
             "--plain", "--no-legend", "swiftfleet-*-rank*.service",
         )  # fmt: skip
