@@ -52,6 +52,17 @@ dockerd: ## Start a Docker engine if none is running
 image: venv ## Build the Debian node image for local clusters and Molecule (offline, ~30 s)
 	swiftfleet image
 
+# Baked images (CLUSTER=file.yml): local Docker images, or the aws cluster file's region's AMIs.
+.PHONY: image-bake image-list image-rm
+image-bake: venv ## Make an idle, set-up node into an image whose nodes skip setup (CLUSTER=... NODE=0; aws: the node reboots)
+	swiftfleet image bake $(CONFIG_ARG) --node $(or $(NODE),0)
+
+image-list: venv ## The baked images (local, or with an aws CLUSTER file its region's AMIs)
+	swiftfleet image list $(CONFIG_ARG)
+
+image-rm: venv ## Remove a baked image (IMAGE=tag or ami-...; aws: deregister and delete its snapshots)
+	swiftfleet image rm $(CONFIG_ARG) $(IMAGE)
+
 cluster-up: venv ## Create the cluster (CLUSTER=file.yml; default: 2 local nodes) and write the inventory
 	swiftfleet cluster up $(CONFIG_ARG)
 
