@@ -139,6 +139,36 @@ def resolve_extras(extra_map: Any) -> dict[str, dict[str, Any]]:
     return stack.resolve_extras(_plain(extra_map))
 
 
+def wheel_plan(builds: Any, node_stack: Any) -> list[dict[str, Any]]:
+    """`wheel_cache_builds | swiftfleet_wheel_plan(probe)`: each build with its cache key (swiftfleet.wheel_cache)."""
+    from swiftfleet import wheel_cache
+
+    return wheel_cache.plan(_plain(builds), _plain(node_stack))
+
+
+def wheel_lookup(items: Any, cache_dir: str) -> list[dict[str, Any]]:
+    """`plan | swiftfleet_wheel_lookup(cache_dir)`: each item with its controller cache entry under `cache`
+    (hit, missing, partial or corrupt; a hit's wheel is checked against its recorded sha256)."""
+    from swiftfleet import wheel_cache
+
+    return [{**item, "cache": wheel_cache.lookup(str(cache_dir), item["key"])} for item in _plain(items)]
+
+
+def wheel_builds(host: str, plans: Any) -> list[dict[str, Any]]:
+    """`inventory_hostname | swiftfleet_wheel_builds(host_plan_pairs)`: the builds this host does, one host per
+    missing key."""
+    from swiftfleet import wheel_cache
+
+    return wheel_cache.builds_for(str(host), [(str(h), items) for h, items in _plain(plans)])
+
+
+def wheel_entry(item: Any, wheel: str, sha256: str, host: str) -> dict[str, Any]:
+    """`item | swiftfleet_wheel_entry(wheel, sha256, host)`: the cache entry's entry.json."""
+    from swiftfleet import wheel_cache
+
+    return wheel_cache.entry(_plain(item), str(wheel), str(sha256), str(host))
+
+
 def nccl_test_plan(hosts: list[dict[str, Any]], cluster: str, run_id: str) -> dict[str, Any]:
     """`facts | swiftfleet_nccl_test_plan(cluster, run_id)` in playbooks/nccl_test.yml: the typed plan of the NCCL
     test (swiftfleet.nccl_plan) from what the playbook found on every node; {"error": its one line} when a run
@@ -181,4 +211,8 @@ FILTERS = {
     "swiftfleet_resolve_extras": resolve_extras,
     "swiftfleet_nccl_test_plan": nccl_test_plan,
     "swiftfleet_nccl_verdict": nccl_verdict,
+    "swiftfleet_wheel_plan": wheel_plan,
+    "swiftfleet_wheel_lookup": wheel_lookup,
+    "swiftfleet_wheel_builds": wheel_builds,
+    "swiftfleet_wheel_entry": wheel_entry,
 }
