@@ -9,7 +9,7 @@ CLUSTER ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 CONFIG_ARG := $(if $(CLUSTER),--config $(CLUSTER),)
-APT_PACKAGES := docker.io mmdebstrap iproute2 iptables openssh-client
+APT_PACKAGES := docker.io mmdebstrap iproute2 iptables openssh-client rsync
 
 .PHONY: help deps apt-deps venv venv-swift dockerd image cluster-up cluster-down cluster-status cluster-ttl check nccl-test demo \
         lint test test-fast tf-check

@@ -3,6 +3,7 @@ across both nodes (one process group), export (merge), deploy (a chat answered t
 local multiple-choice set), a killed rank reported by name, and a job too big for the inventory refused before
 any host is touched. The cluster is the session's (conftest.py)."""
 
+import hashlib
 import json
 import time
 
@@ -86,6 +87,24 @@ def test_lora_trains_across_both_nodes(installed: Rehearsal) -> None:
     ckpt = latest_checkpoint(out / "output")
     assert ckpt is not None and ckpt.name == "checkpoint-6"
     assert (ckpt / "adapter_model.safetensors").stat().st_size > 0
+    # Staging: the model directory went to rank 0 only; rank 1 copied it from rank 0's server, which is gone.
+    assert "staging" in run.output and "the other 1 node(s) copy it from there" in run.output
+    model = installed.tiny / "model"
+    ours = {
+        str(p.relative_to(model)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in model.rglob("*")
+        if p.is_file()
+    }
+    for rank in (0, 1):
+        listing = installed.node(
+            rank, "sh", "-c", "cd /root/swiftfleet/jobs/tiny-e2e/model && find . -type f -exec sha256sum {} +"
+        )
+        theirs = {line.split()[1].removeprefix("./"): line.split()[0] for line in listing.splitlines()}
+        assert theirs == ours, f"rank {rank}"
+    assert (
+        installed.node(0, "systemctl", "is-active", "swiftfleet-stage-tiny-e2e.service").strip() != "active"
+    )
+    assert "job.env" not in installed.node(1, "ls", "/root/swiftfleet/jobs/tiny-e2e/model")
 
 
 def test_resume_latest_continues_from_the_fetched_checkpoint(installed: Rehearsal) -> None:

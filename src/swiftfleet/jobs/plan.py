@@ -11,12 +11,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from swiftfleet import node_plugins, paths
+from swiftfleet import node_plugins, paths, ports
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster
 from swiftfleet.jobs import arg_rules, checkpoints, dataset_check, ms_swift_args, needs, node_facts, sizing
 from swiftfleet.jobs.node_facts import NodeFacts
-from swiftfleet.jobs.plan_model import Download, JobPlan, NodeFile, Output, PlanNode, Prefetch, Upload
+from swiftfleet.jobs.plan_model import (
+    Download,
+    JobPlan,
+    NodeFile,
+    Output,
+    PlanNode,
+    Prefetch,
+    Staging,
+    Upload,
+)
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
 from swiftfleet.jobs.spec import API_KEY_ENV, Job, playbook_of, serves_by_url
 
@@ -46,6 +55,8 @@ CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
 FILE_SUFFIXES = (".json", ".py", ".pem", ".crt", ".key")
 # Local dataset files ms-swift reads: their extension names the `datasets` builder (txt -> text, jsonl -> json).
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".parquet", ".arrow")
+# How long rank 0's staging daemon may serve beyond the copies' time at their slowest.
+STAGING_GRACE_S = 600
 # The instance type of hypothetical_nodes(): a dry run without an inventory.
 DRY_RUN_TYPE = "dry-run"
 
@@ -165,7 +176,7 @@ def _visible_gpus(job: Job, nodes: list[NodeInfo]) -> int:
 class _Builder:
     def __init__(self, job: Job, nodes: list[NodeInfo], source: str) -> None:
         self.job, self.all_nodes, self.source = job, nodes, source
-        self.uploads: list[dict[str, str]] = []
+        self.uploads: list[Upload] = []
         self.downloads: list[dict[str, str]] = []
         self.prefetch: list[dict[str, Any]] = []
         self.notes: list[str] = []
@@ -174,10 +185,19 @@ class _Builder:
     def fail(self, where: str, msg: str) -> SwiftfleetError:
         return SwiftfleetError(f"{self.source}: {where}: {msg}")
 
+    def upload(self, src: Path, dest: str) -> None:
+        """`src` (on the controller) goes to <job dir>/<dest> on every node; links are followed, as rsync -L does."""
+        src = src.resolve()
+        if src.is_dir():
+            size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+        else:
+            size = src.stat().st_size
+        self.uploads.append(Upload(src=str(src), dest=dest, bytes=size, is_dir=src.is_dir()))
+
     def place(self, ref: Ref, dest: str) -> str:
         """Where a model or dataset is read from on the node: uploaded, downloaded from S3, or the hub id."""
         if ref.source == "local":
-            self.uploads.append({"src": str(Path(ref.path).expanduser().resolve()), "dest": dest})
+            self.upload(Path(ref.path).expanduser(), dest)
         elif ref.source == "s3":
             self.downloads.append({"uri": ref.path, "dest": dest})
         else:
@@ -236,7 +256,7 @@ class _Builder:
             ckpt = Path(job.resume).expanduser()
             if not (ckpt.is_dir() and any(ckpt.iterdir())):
                 raise self.fail("resume", f"{job.resume!r} is not a checkpoint directory here")
-        self.uploads.append({"src": str(ckpt.resolve()), "dest": f"resume/{ckpt.name}"})
+        self.upload(ckpt, f"resume/{ckpt.name}")
         if job.command.startswith("megatron"):
             return {"mcore_model": f"resume/{ckpt.name}", "finetune": False}
         return {"resume_from_checkpoint": f"resume/{ckpt.name}"}
@@ -262,7 +282,7 @@ class _Builder:
             )
         if not (ckpt / "adapter_config.json").is_file():  # what peft saves with every LoRA checkpoint
             raise self.fail("checkpoint", f"{text!r} is not a LoRA checkpoint here (no adapter_config.json)")
-        self.uploads.append({"src": str(ckpt.resolve()), "dest": f"adapters/{ckpt.name}"})
+        self.upload(ckpt, f"adapters/{ckpt.name}")
         return {"adapters": [f"adapters/{ckpt.name}"]}
 
     def eval_local_paths(self, dataset_args: dict[str, Any]) -> dict[str, Any]:
@@ -276,9 +296,7 @@ class _Builder:
                     raise self.fail(
                         f"args.eval_dataset_args.{name}.local_path", f"{path!r} is not a directory here"
                     )
-                self.uploads.append(
-                    {"src": str(Path(path).expanduser().resolve()), "dest": f"eval_data/{name}"}
-                )
+                self.upload(Path(path).expanduser(), f"eval_data/{name}")
                 opts = {**opts, "local_path": f"eval_data/{name}"}
             out[name] = opts
         return out
@@ -354,7 +372,7 @@ class _Builder:
             except (ValueError, UnicodeDecodeError) as exc:
                 raise self.fail(where, f"{path!r} is not valid JSON ({exc})") from None
         dest = f"files/{slot}/{local.name}"
-        self.uploads.append({"src": str(local.resolve()), "dest": dest})
+        self.upload(local, dest)
         return f"{name}{sep}{dest}"
 
     def save_on_notice(self, cfg: dict[str, Any]) -> None:
@@ -366,7 +384,7 @@ class _Builder:
         # A checkpoint's args.json names the plugin (relative to the job directory), and ms-swift imports it again
         # wherever a model saved from it is loaded: a checkpoint, adapters, a merged export, a model path on the
         # node. The file (3 KB) goes with every job, unused by those that do not train.
-        self.uploads.append({"src": str(node_plugins.SAVE_ON_NOTICE), "dest": dest})
+        self.upload(node_plugins.SAVE_ON_NOTICE, dest)
         if self.job.command not in SAVES_CHECKPOINTS or cfg.get("save_strategy", "steps") == "no":
             return
         for arg, value in (("external_plugins", dest), ("callbacks", node_plugins.SAVE_ON_NOTICE_CALLBACK)):
@@ -590,6 +608,8 @@ def build(
             files.append(
                 _node_file("job/api-key.env.j2", f"{job_dir}/api-key.env", f.job_user, "0600", secret=True)
             )
+        if n.rank == 0 and len(nodes) > 1 and b.uploads:  # it serves the uploads to the others (staging)
+            files.append(_node_file("job/stage_rsyncd.conf.j2", f"{job_dir}/stage-rsyncd.conf", f.job_user))
         unit_template = "job/deploy.service.j2" if job.command == "swift deploy" else "job/run.service.j2"
         files.append(_node_file(unit_template, f"/etc/systemd/system/{unit}", "root"))
         plan_nodes.append(
@@ -628,7 +648,8 @@ def build(
         env=env,
         api_key=str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
         port=config.get("port"),
-        uploads=[Upload(**u) for u in b.uploads],
+        uploads=b.uploads,
+        staging=staging(job.name, b.uploads, plan_nodes),
         downloads=[Download(**d) for d in b.downloads],
         prefetch=[Prefetch(**p) for p in b.prefetch],
         prefetch_env=prefetch_env,
@@ -647,6 +668,37 @@ def build(
         warnings=b.warnings,
         nodes=plan_nodes,
     )
+
+
+def staging(job: str, uploads: list[Upload], nodes: list[PlanNode]) -> Staging:
+    """Rank 0 gets each upload from the controller once; the others copy them from rank 0 (plan_model.Staging)."""
+    rank0 = nodes[0]
+    size = sum(u.bytes for u in uploads)
+    return Staging(
+        tree=str(paths.state_dir() / "staging" / job),
+        bytes=size,
+        fan_out=len(nodes) > 1 and bool(uploads),
+        address=rank0.private_ip,
+        port=ports.staging_port(job),
+        module=job,
+        serves=_served(uploads),
+        unit=f"swiftfleet-stage-{job}.service",
+        config=f"{rank0.job_dir}/stage-rsyncd.conf",
+        allow=[n.private_ip for n in nodes[1:]],
+        # Copies between nodes run at 10 MB/s at the very least; past that the staging died with the play.
+        max_seconds=STAGING_GRACE_S + size // 10_000_000,
+    )
+
+
+def _served(uploads: list[Upload]) -> list[str]:
+    """rsync filter rules that let the other nodes read the uploads (and the directories above them) only."""
+    rules: dict[str, None] = {}
+    for u in uploads:
+        parts = u.dest.split("/")
+        for depth in range(1, len(parts)):
+            rules[f"+ /{'/'.join(parts[:depth])}/"] = None
+        rules[f"+ /{u.dest}/***" if u.is_dir else f"+ /{u.dest}"] = None
+    return [*rules, "- *"]
 
 
 def hypothetical_nodes(count: int) -> list[NodeInfo]:

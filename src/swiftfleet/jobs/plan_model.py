@@ -27,6 +27,26 @@ class NodeFile(_Plan):
 class Upload(_Plan):
     src: str  # on the controller
     dest: str  # relative to the job directory
+    bytes: int  # its size (a directory: its files'), for the staging's progress line
+    is_dir: bool
+
+
+class Staging(_Plan):
+    """How the uploads reach the job's nodes: the controller sends each one once, to rank 0 (a tree of links,
+    `tree`, named as the job directory wants them); with more nodes, rank 0 serves them read-only over rsync on its
+    private address (`unit`, config file `config`) while the others copy them from it in parallel."""
+
+    tree: str  # on the controller: <dest> -> <src> links, sent with one rsync
+    bytes: int
+    fan_out: bool  # more than one node: the others copy from rank 0
+    address: str  # rank 0's private address
+    port: int
+    module: str  # the rsync module: rank 0's job directory, of which only `serves` is readable
+    serves: list[str]  # the module's filter rules: the uploads and their parents, nothing else (no job.env)
+    unit: str  # rank 0's transient unit running the rsync daemon as the job user
+    config: str  # rank 0's rsyncd.conf (templates/job/stage_rsyncd.conf.j2)
+    allow: list[str]  # the other nodes' private addresses, the only ones the daemon answers
+    max_seconds: int  # the daemon never outlives a staging that died: systemd stops it then
 
 
 class Download(_Plan):
@@ -81,6 +101,7 @@ class JobPlan(_Plan):
     api_key: str | None = Field(repr=False)
     port: int | None
     uploads: list[Upload]
+    staging: Staging
     downloads: list[Download]
     prefetch: list[Prefetch]
     prefetch_env: dict[str, str]

@@ -1,0 +1,151 @@
+#!/usr/bin/python
+"""Ansible module: a job's directory and rendered files on a node in one call (and rank 0's staging server)."""
+
+DOCUMENTATION = r"""
+module: swiftfleet_job_files
+short_description: Write a swiftfleet job's directory and files on a node; optionally serve its uploads
+description:
+  - Creates the job directory (and a missing parent) owned by O(owner), then writes each of O(files) whose
+    content, mode or owner differ (atomically: a rank never reads half a file), and reloads systemd when a unit
+    file under /etc/systemd changed. One call per node instead of a template task per file.
+  - With O(log_aside), a log left by an earlier run moves to <log>.<UTC time> (the new run appends to a new file).
+  - With O(serve), starts rsync's daemon with that configuration as a transient unit running as O(owner), stopped
+    by systemd after O(serve.max_seconds) at the latest; a unit of that name left by an earlier staging is stopped
+    first.
+options:
+  job_dir: {type: path, required: true, description: The job directory.}
+  owner: {type: str, required: true, description: The job user; owns the directory and runs the staging server.}
+  files:
+    type: list
+    elements: dict
+    default: []
+    description: The rendered files.
+    suboptions:
+      dest: {type: path, required: true, description: Where the file goes.}
+      content: {type: str, required: true, no_log: true, description: Its content (job.env holds secrets).}
+      mode: {type: str, required: true, description: Octal mode, as a string.}
+      owner: {type: str, required: true, description: Its owner.}
+  log_aside: {type: path, description: A log to keep aside under a time-stamped name before a new run.}
+  serve:
+    type: dict
+    description: Start rank 0's staging server (rsync --daemon) with this configuration.
+    suboptions:
+      unit: {type: str, required: true, description: The transient unit's name.}
+      config: {type: path, required: true, description: The rsyncd.conf (one of O(files)).}
+      max_seconds: {type: int, required: true, description: systemd stops the server after this at the latest.}
+"""
+
+RETURN = r"""
+written: {description: The files that were (re)written, type: list, elements: str, returned: always}
+reloaded: {description: systemd reloaded its units, type: bool, returned: always}
+log_kept: {description: Where the earlier log went, or an empty string, type: str, returned: always}
+"""
+
+import os
+import pwd
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _make_dir(path: str, uid: int, gid: int) -> bool:
+    """The job directory, and its parent (<data dir>/jobs) when missing, owned by the job user."""
+    made = False
+    for d in (os.path.dirname(path), path):
+        if not os.path.isdir(d):
+            os.mkdir(d, 0o755)
+            os.chown(d, uid, gid)
+            made = True
+    return made
+
+
+def _write(f: dict) -> bool:
+    user = pwd.getpwnam(f["owner"])
+    mode = int(f["mode"], 8)
+    data = f["content"].encode()
+    try:
+        st = os.stat(f["dest"])
+        with open(f["dest"], "rb") as old:
+            same = old.read() == data
+        if same and st.st_uid == user.pw_uid and st.st_mode & 0o7777 == mode:
+            return False
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(f["dest"]), prefix=".swiftfleet-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, mode)
+        os.chown(tmp, user.pw_uid, user.pw_gid)
+        os.replace(tmp, f["dest"])
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
+
+
+def _serve(module: AnsibleModule, serve: dict, owner: str) -> None:
+    # A unit left by a staging that died (its play killed) holds the port: stop it. Not loaded: nothing to stop.
+    module.run_command(["systemctl", "stop", serve["unit"]])
+    module.run_command(["systemctl", "reset-failed", serve["unit"]])
+    argv = [
+        "systemd-run", "--unit", serve["unit"], "--collect", "--property", f"User={owner}",
+        "--property", f"RuntimeMaxSec={serve['max_seconds']}",
+        "rsync", "--daemon", "--no-detach", f"--config={serve['config']}",
+    ]  # fmt: skip
+    rc, out, err = module.run_command(argv)
+    if rc != 0:
+        module.fail_json(msg=f"could not start the staging server {serve['unit']}: {(err or out).strip()}")
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "job_dir": {"type": "path", "required": True},
+            "owner": {"type": "str", "required": True},
+            "files": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "dest": {"type": "path", "required": True},
+                    "content": {"type": "str", "required": True, "no_log": True},
+                    "mode": {"type": "str", "required": True},
+                    "owner": {"type": "str", "required": True},
+                },
+            },
+            "log_aside": {"type": "path"},
+            "serve": {
+                "type": "dict",
+                "options": {
+                    "unit": {"type": "str", "required": True},
+                    "config": {"type": "path", "required": True},
+                    "max_seconds": {"type": "int", "required": True},
+                },
+            },
+        },
+        supports_check_mode=False,
+    )
+    p = module.params
+    try:
+        user = pwd.getpwnam(p["owner"])
+    except KeyError:
+        module.fail_json(msg=f"the job user {p['owner']} does not exist on this node")
+    changed = _make_dir(p["job_dir"], user.pw_uid, user.pw_gid)
+    written = [f["dest"] for f in p["files"] if _write(f)]
+    reloaded = any(d.startswith("/etc/systemd/") for d in written)
+    if reloaded:
+        module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+    log_kept = ""
+    if p["log_aside"] and os.path.exists(p["log_aside"]):
+        log_kept = f"{p['log_aside']}.{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        os.replace(p["log_aside"], log_kept)
+    if p["serve"]:
+        _serve(module, p["serve"], p["owner"])
+    changed = changed or bool(written) or bool(log_kept) or bool(p["serve"])
+    module.exit_json(changed=changed, written=written, reloaded=reloaded, log_kept=log_kept)
+
+
+if __name__ == "__main__":
+    main()
