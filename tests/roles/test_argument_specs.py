@@ -44,6 +44,16 @@ CASES = [
         ["every ms_swift_build_requirements entry", "ninja"],
     ),
     (
+        "ms_swift",
+        {"ms_swift_source_builds": ["setproctitle>=1.3"]},
+        ["every ms_swift_source_builds entry must be name==version", "setproctitle>=1.3"],
+    ),
+    (
+        "wheel_cache",
+        {"wheel_cache_dir": "cache/wheels"},
+        ["wheel_cache_dir", "must be absolute", "cache/wheels"],
+    ),
+    (
         "node_storage",
         {"node_storage_shared_fs": {"type": "nfs", "address": "fs-1.efs.us-east-1.amazonaws.com"}},
         ["node_storage_shared_fs {} or {type: efs", "nfs"],
