@@ -17,7 +17,9 @@ Sums: setup+stage+launch (issue 12's goal: kit <= 0.5x manual, never slower on a
 The job: the tiny model the tests make, LoRA, 20 steps, one process a node, tests/e2e's CPU arguments; a run
 counts only if its fetched output holds checkpoint-20.
 Each flow gets a fresh cluster (manual: sfbm1 on 172.31.246.0/24, kit: sfbm2 on 172.31.247.0/24), up before and
-down after its flow, also on failure; rounds alternate which flow goes first; the table shows medians.
+down after its flow, also on failure; rounds alternate which flow goes first; the table shows medians. The nodes'
+package lists are aged to two days first, as on a real image (a node image younger than apt's cache_valid_time
+would skip `apt-get update` and find no package to install).
 Same sources and cache for both: the pins of roles/uv and roles/ms_swift (read from their defaults), uv from PyPI,
 the CPU torch wheel from /opt/wheels, uv's cache in /var/cache/swiftfleet/uv-root (shared by every local node:
 warm when the kit ran here before), this machine's CA files. The kit also installs what its roles add (the AWS CLI,
