@@ -118,6 +118,11 @@ variable "deploy_port" {
     condition     = var.deploy_port < 29500 || var.deploy_port > 29600
     error_message = "deploy_port must not lie in the rendezvous range 29500-29600."
   }
+
+  validation {
+    condition     = var.deploy_port < 29601 || var.deploy_port > 29699
+    error_message = "deploy_port must not lie in 29601-29699, where rank 0 serves a job's uploads while it is staged."
+  }
 }
 
 variable "public_key_file" {

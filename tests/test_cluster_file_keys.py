@@ -69,6 +69,12 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "there takes the port a training job's rank 0 listens on; pick another, e.g. 8000",
     ),
     (
+        "deploy-port-staging",
+        lambda k: aws(k, deploy_port=29601),
+        "deploy_port: 29601 lies in 29601-29699, where rank 0 serves a job's uploads to the other nodes while it "
+        "is staged; pick another, e.g. 8000",
+    ),
+    (
         "deploy-port-ssh",
         lambda k: aws(k, deploy_port=22),
         "deploy_port: 22 is SSH's port (open to admin_cidrs only); pick another, e.g. 8000",
@@ -208,7 +214,7 @@ def test_bad_cluster_key_is_one_line(
     assert not tripwire.calls.exists(), tripwire.calls.read_text()
 
 
-@pytest.mark.parametrize("port", [1024, 8000, 29499, 29601, 65535])
+@pytest.mark.parametrize("port", [1024, 8000, 29499, 29700, 65535])
 def test_deploy_ports_terraform_accepts_load(port: int, keys: Path) -> None:  # noqa: F811
     from swiftfleet.settings import AwsCluster, load_cluster
 

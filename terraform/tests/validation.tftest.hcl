@@ -23,6 +23,14 @@ run "valid_input_plans" {
   }
 }
 
+run "deploy_port_in_staging_range_refused" {
+  command = plan
+  variables {
+    deploy_port = 29650
+  }
+  expect_failures = [var.deploy_port]
+}
+
 run "ssh_from_anywhere_refused_without_opt_in" {
   command = plan
   variables {

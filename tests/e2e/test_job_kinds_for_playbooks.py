@@ -9,7 +9,7 @@ import pytest
 
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import plan, render, spec
-from swiftfleet.jobs.plan_model import JobPlan, Upload
+from swiftfleet.jobs.plan_model import JobPlan
 
 NODES = plan.hypothetical_nodes(2)
 
@@ -38,7 +38,7 @@ def test_export_merges_the_newest_checkpoint_of_a_training_job(trained: Path) ->
         args={"merge_lora": True},
     )  # fmt: skip
     newest = trained / "outputs" / "lora" / "output" / "v1-2" / "checkpoint-30"
-    assert Upload(**{"src": str(newest), "dest": "adapters/checkpoint-30"}) in job_plan.uploads
+    assert (str(newest), "adapters/checkpoint-30") in {(u.src, u.dest) for u in job_plan.uploads}
     assert job_plan.config["adapters"] == ["adapters/checkpoint-30"]
     assert (job_plan.config["output_dir"], job_plan.config["exist_ok"]) == ("output", True)
     assert [n.rank for n in job_plan.nodes] == [0] and job_plan.output.mode == "fetch"
@@ -100,7 +100,7 @@ def test_an_eval_sets_local_directory_goes_up_with_the_job_and_the_key_to_its_un
               "eval_dataset_args": {"general_mcq": {"local_path": str(tmp_path / "evalset"), "subset_list": ["t"]}}},
         env={"SWIFT_API_KEY": "k-secret"},
     )  # fmt: skip
-    assert Upload(**{"src": str(tmp_path / "evalset"), "dest": "eval_data/general_mcq"}) in job_plan.uploads
+    assert (str(tmp_path / "evalset"), "eval_data/general_mcq") in {(u.src, u.dest) for u in job_plan.uploads}
     assert job_plan.config["eval_dataset_args"] == {
         "general_mcq": {"local_path": "eval_data/general_mcq", "subset_list": ["t"]}
     }

@@ -8,7 +8,7 @@ import pytest
 
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import ms_swift_args, plan, spec
-from swiftfleet.jobs.plan_model import JobPlan, Prefetch, Upload
+from swiftfleet.jobs.plan_model import JobPlan, Prefetch
 from tests.jobs.conftest import CHAT_ROW
 
 NODES = plan.hypothetical_nodes(2)
@@ -42,8 +42,8 @@ def test_files_go_up_and_the_argument_names_the_node_path(tmp_path: Path) -> Non
         "files/swiftfleet/save_on_notice.py",
     ]
     assert job_plan.config["deepspeed"] == "files/deepspeed/ds_z2.json"
-    assert Upload(src=str(plugin), dest="files/external_plugins/my_loss.py") in job_plan.uploads
-    assert Upload(src=str(ds), dest="files/deepspeed/ds_z2.json") in job_plan.uploads
+    assert (str(plugin), "files/external_plugins/my_loss.py") in {(u.src, u.dest) for u in job_plan.uploads}
+    assert (str(ds), "files/deepspeed/ds_z2.json") in {(u.src, u.dest) for u in job_plan.uploads}
 
 
 def test_presets_are_not_paths(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_models_in_args_are_downloaded_ahead_and_the_launch_stays_offline(tmp_pa
     )
     assert job_plan.config["teacher_model"] == "models/teacher_model"
     assert job_plan.config["ref_model"] == "org/ref-model"
-    assert Upload(src=str(teacher), dest="models/teacher_model") in job_plan.uploads
+    assert (str(teacher), "models/teacher_model") in {(u.src, u.dest) for u in job_plan.uploads}
     assert [p.id for p in job_plan.prefetch] == ["org/base", "org/ref-model"]
     assert all(isinstance(p, Prefetch) and p.repo_type == "model" for p in job_plan.prefetch)
     assert job_plan.env["HF_HUB_OFFLINE"] == "1"  # every hub repo was fetched on every node first

@@ -211,7 +211,7 @@ def test_ansible_renders_the_same_files(fake_tiny: Path, tmp_path: Path, isolate
     render.render_all(plan.build(spec.load_job(job_file), nodes, "x", node_facts.load("c")), python_out)
     py_files = sorted(p.relative_to(python_out) for p in python_out.rglob("*") if p.is_file())
     ans_files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert py_files == ans_files and len(py_files) == 8
+    assert py_files == ans_files and len(py_files) == 9  # rank 0 also has stage-rsyncd.conf
     for rel in py_files:
         assert (python_out / rel).read_text() == (out / rel).read_text(), rel
         assert (python_out / rel).stat().st_mode == (out / rel).stat().st_mode, rel

@@ -11,7 +11,7 @@ import pytest
 
 from swiftfleet import node_plugins
 from swiftfleet.jobs import plan, spec
-from swiftfleet.jobs.plan_model import JobPlan, Upload
+from swiftfleet.jobs.plan_model import JobPlan
 from tests.conftest import free_port
 from tests.jobs.conftest import CHAT_ROW
 
@@ -30,7 +30,7 @@ def _plan(tmp_path: Path, **job: Any) -> JobPlan:
 @pytest.mark.parametrize("kind", ["swift sft", "swift pt"])
 def test_hf_trainer_jobs_carry_the_callback(tmp_path: Path, kind: str) -> None:
     job_plan = _plan(tmp_path, kind=kind)
-    assert Upload(src=str(node_plugins.SAVE_ON_NOTICE), dest=DEST) in job_plan.uploads
+    assert (str(node_plugins.SAVE_ON_NOTICE), DEST) in {(u.src, u.dest) for u in job_plan.uploads}
     assert (job_plan.config["external_plugins"], job_plan.config["callbacks"]) == ([DEST], [NAME])
 
 
