@@ -24,6 +24,7 @@ KIT_FILES = (
     paths.REPO_ROOT / "filter_plugins" / "swiftfleet.py",
     PACKAGE / "filters.py",
     PACKAGE / "stack.py",
+    PACKAGE / "wheel_cache.py",  # the wheel_cache role's keys and plan (filters.py)
     PACKAGE / "data" / "stack.yml",
 )
 SKIPPED_DIRS = {"molecule", "__pycache__"}  # tests and caches of a role change nothing on a node
