@@ -1,6 +1,7 @@
 """The TTL and idle stop rules of swiftfleet.ttl (what playbooks/tasks/ttl_check.yml and playbooks/ttl.yml ask),
 the idle_stop_minutes setting per provider and its way into the inventory."""
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from swiftfleet import ttl
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.inventory import Cluster, Node, inventory_path, read_inventory, write_inventory
 from swiftfleet.settings import load_cluster
+from tests.conftest import REPO
 from tests.test_cluster_file_errors import aws, keys  # noqa: F401 (the fixture)
 
 NOW = 1_800_000_000
@@ -50,6 +52,23 @@ def test_parse_read() -> None:
     assert ttl.parse_read("n0", f"now={NOW}\n") == ttl.NodeTime("n0", NOW, None, None, False)
 
 
+@pytest.mark.parametrize(
+    ("state", "running"),
+    [("activating", True), ("deactivating", True), ("inactive", False), ("failed", False)],
+)
+def test_parse_read_job_state(state: str, running: bool) -> None:
+    assert ttl.parse_read("n0", f"now={NOW}\njob={state}\n").job_active is running
+
+
+def test_running_states_are_the_unit_watch_modules() -> None:
+    """The node-side module cannot import swiftfleet: its copy of the rule must stay the same."""
+    module = ast.parse((REPO / "playbooks" / "library" / "swiftfleet_unit_watch.py").read_text())
+    running = [
+        n.value for n in module.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "RUNNING"
+    ]
+    assert [ast.literal_eval(v) for v in running] == [ttl.RUNNING_STATES]
+
+
 def test_parse_read_refuses_junk() -> None:
     with pytest.raises(SwiftfleetError, match=r"^n1: /etc/swiftfleet/ttl-deadline holds 'soon', not a whole"):
         ttl.parse_read("n1", f"now={NOW}\ndeadline=soon\n")
@@ -68,13 +87,18 @@ def test_time_limit_longer_than_ttl_is_refused_naming_the_shortest_node() -> Non
 
 
 def test_time_limit_within_ttl_passes_quietly() -> None:
-    assert ttl.job_check(plan("2h"), [node("n0", 7500), node("n1", 9000)]) == {"error": None, "warnings": []}
+    assert ttl.job_check(plan("2h"), [node("n0", 7500), node("n1", 9000)]) == {
+        "error": None,
+        "warnings": [],
+        "running": [],
+    }
 
 
 def test_no_ttl_no_check() -> None:
     assert ttl.job_check(plan("300d"), [node("n0", None), node("n1", None)]) == {
         "error": None,
         "warnings": [],
+        "running": [],
     }
 
 
@@ -99,8 +123,10 @@ def test_a_run_being_attached_to_is_warned_not_refused() -> None:
     assert result["error"] is None
     assert result["warnings"][0].startswith("job big: time_limit 12h is longer than the TTL left on n0")
     assert result["warnings"][0].endswith("(the run goes on)")
+    assert result["running"] == ["n0", "n1"]
     # Running on one rank only is no attach (units.yml refuses that run anyway): still refused.
-    assert ttl.job_check(plan("12h"), [node("n0", 3600, active=True), node("n1", 3600)])["error"]
+    partial = ttl.job_check(plan("12h"), [node("n0", 3600, active=True), node("n1", 3600)])
+    assert partial["error"] and partial["running"] == ["n0"]
 
 
 def test_idle_stop_warns_about_a_result_left_on_the_node() -> None:

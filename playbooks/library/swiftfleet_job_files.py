@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Ansible module: a job's directory and rendered files on a node in one call (and rank 0's staging server)."""
+"""Ansible module: a job's directory and rendered files on a node in one call (and the uploads' fan-out: rank 0's
+staging server, the other nodes' copy from it)."""
 
 DOCUMENTATION = r"""
 module: swiftfleet_job_files
@@ -10,8 +11,10 @@ description:
     file under /etc/systemd changed. One call per node instead of a template task per file.
   - With O(log_aside), a log left by an earlier run moves to <log>.<UTC time> (the new run appends to a new file).
   - With O(serve), starts rsync's daemon with that configuration as a transient unit running as O(owner), stopped
-    by systemd after O(serve.max_seconds) at the latest; a unit of that name left by an earlier staging is stopped
-    first.
+    by systemd when O(serve.until_unit) starts (the job's own unit) or after O(serve.max_seconds) at the latest; a
+    unit of that name left by an earlier staging is stopped first.
+  - With O(pull), copies rank 0's uploads into the job directory as O(owner) with rsync (resumable, checked by
+    rsync), retrying while rank 0's server is not listening yet (it starts in the same step).
 options:
   job_dir: {type: path, required: true, description: The job directory.}
   owner: {type: str, required: true, description: The job user; owns the directory and runs the staging server.}
@@ -33,16 +36,25 @@ options:
       unit: {type: str, required: true, description: The transient unit's name.}
       config: {type: path, required: true, description: The rsyncd.conf (one of O(files)).}
       max_seconds: {type: int, required: true, description: systemd stops the server after this at the latest.}
+      until_unit: {type: str, required: true, description: systemd stops the server when this unit starts.}
+  pull:
+    type: dict
+    description: Copy the uploads from rank 0's staging server.
+    suboptions:
+      url: {type: str, required: true, description: "rsync://address:port/module/"}
+      wait_seconds: {type: int, default: 30, description: How long to wait for the server to listen.}
 """
 
 RETURN = r"""
 written: {description: The files that were (re)written, type: list, elements: str, returned: always}
 reloaded: {description: systemd reloaded its units, type: bool, returned: always}
 log_kept: {description: Where the earlier log went, or an empty string, type: str, returned: always}
+pulled: {description: rsync's itemized changes of the copy from rank 0 (empty without O(pull)), type: str, returned: always}
 """
 
 import os
 import pwd
+import subprocess
 import tempfile
 import time
 
@@ -91,12 +103,37 @@ def _serve(module: AnsibleModule, serve: dict, owner: str) -> None:
     module.run_command(["systemctl", "reset-failed", serve["unit"]])
     argv = [
         "systemd-run", "--unit", serve["unit"], "--collect", "--property", f"User={owner}",
-        "--property", f"RuntimeMaxSec={serve['max_seconds']}",
+        "--property", f"RuntimeMaxSec={serve['max_seconds']}", "--property", f"Conflicts={serve['until_unit']}",
         "rsync", "--daemon", "--no-detach", f"--config={serve['config']}",
     ]  # fmt: skip
     rc, out, err = module.run_command(argv)
     if rc != 0:
         module.fail_json(msg=f"could not start the staging server {serve['unit']}: {(err or out).strip()}")
+
+
+# rsync's exit codes while rank 0's daemon is not listening yet: 10 (socket I/O), 35 (daemon connection timeout).
+NOT_LISTENING = (10, 35)
+
+
+def _pull(module: AnsibleModule, pull: dict, job_dir: str, user: pwd.struct_passwd) -> str:
+    argv = [
+        "rsync", "--archive", "--partial", "--mkpath", "--itemize-changes", "--timeout=120", pull["url"], f"{job_dir}/",
+    ]  # fmt: skip
+    deadline = time.monotonic() + pull["wait_seconds"]
+    while True:
+        # As the job user: it owns the job directory (uid, gid and no supplementary groups of root's).
+        proc = subprocess.run(
+            argv, user=user.pw_uid, group=user.pw_gid, extra_groups=[], capture_output=True, text=True, check=False
+        )  # fmt: skip
+        if proc.returncode not in NOT_LISTENING or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if proc.returncode != 0:
+        module.fail_json(
+            msg=f"could not copy the uploads from {pull['url']} (rsync exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[-500:]}"
+        )
+    return proc.stdout
 
 
 def main() -> None:
@@ -122,6 +159,14 @@ def main() -> None:
                     "unit": {"type": "str", "required": True},
                     "config": {"type": "path", "required": True},
                     "max_seconds": {"type": "int", "required": True},
+                    "until_unit": {"type": "str", "required": True},
+                },
+            },
+            "pull": {
+                "type": "dict",
+                "options": {
+                    "url": {"type": "str", "required": True},
+                    "wait_seconds": {"type": "int", "default": 30},
                 },
             },
         },
@@ -143,8 +188,9 @@ def main() -> None:
         os.replace(p["log_aside"], log_kept)
     if p["serve"]:
         _serve(module, p["serve"], p["owner"])
-    changed = changed or bool(written) or bool(log_kept) or bool(p["serve"])
-    module.exit_json(changed=changed, written=written, reloaded=reloaded, log_kept=log_kept)
+    pulled = _pull(module, p["pull"], p["job_dir"], user) if p["pull"] else ""
+    changed = changed or bool(written) or bool(log_kept) or bool(p["serve"]) or bool(pulled)
+    module.exit_json(changed=changed, written=written, reloaded=reloaded, log_kept=log_kept, pulled=pulled)
 
 
 if __name__ == "__main__":

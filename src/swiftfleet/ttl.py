@@ -28,6 +28,9 @@ IDLE_FILE = "/etc/swiftfleet/idle-stop-minutes"
 WARN_LEFT_S = 3600
 # The TTL timer looks every 5 minutes: a passed deadline powers the node off within that.
 TTL_CHECK_MIN = 5
+# A unit in one of these ActiveStates runs the job (as playbooks/library/swiftfleet_unit_watch.py's RUNNING,
+# which runs on the node and cannot import this): a job running on every rank is attached to, never restarted.
+RUNNING_STATES = ("active", "activating", "reloading", "deactivating")
 
 
 def duration_seconds(text: str) -> int:
@@ -72,7 +75,11 @@ def parse_read(host: str, stdout: str) -> NodeTime:
     if now is None:
         raise SwiftfleetError(f"{host}: could not read the node's clock (date +%s)")
     return NodeTime(
-        host, now, number("deadline", DEADLINE_FILE), number("idle", IDLE_FILE), fields.get("job") == "active"
+        host,
+        now,
+        number("deadline", DEADLINE_FILE),
+        number("idle", IDLE_FILE),
+        fields.get("job") in RUNNING_STATES,
     )
 
 
@@ -100,12 +107,18 @@ def hours_for(seconds: int) -> int:
 
 
 def job_check(plan: dict[str, Any], nodes: list[NodeTime], wait: bool = True) -> dict[str, Any]:
-    """Whether the job may start on these nodes: {"error": one line or None, "warnings": [...]}.
+    """Whether the job may start on these nodes: {"error": one line or None, "warnings": [...], "running": the
+    hosts where the job's unit runs already (tasks/units.yml attaches when that is every node)}.
 
     Refused when a node's TTL runs out before the job's time_limit (or has run out already); warned when a job
     without a time_limit has less than an hour of TTL, and when idle stop may take a result the run leaves on a
     node. A run already going on every node (the playbook attaches to it) is warned, never refused: its
     time_limit counts from its start, and refusing would not stop it."""
+    running = [n.host for n in nodes if n.job_active]
+    return {**_ttl_verdict(plan, nodes, wait), "running": running}
+
+
+def _ttl_verdict(plan: dict[str, Any], nodes: list[NodeTime], wait: bool) -> dict[str, Any]:
     name, limit = plan["name"], plan.get("time_limit")
     warnings = _idle_warnings(plan, nodes, wait)
     timed = [n for n in nodes if n.left is not None]
