@@ -25,6 +25,23 @@ class Sample:
     nodes: float
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What a stretch between two samples cost: wall seconds, CPU-seconds of the controller and of the nodes."""
+
+    wall: float
+    controller: float
+    nodes: float
+
+    @property
+    def cpu(self) -> float:
+        return self.controller + self.nodes
+
+
+def between(a: Sample, b: Sample) -> Figures:
+    return Figures(b.wall - a.wall, b.controller - a.controller, b.nodes - a.nodes)
+
+
 def _seconds(group: Path) -> float | None:
     """CPU-seconds of a cgroup directory (v1 cpuacct or v2), None if it has no counter."""
     if (group / "cpuacct.usage").is_file():

@@ -51,7 +51,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.cpu_meter import CpuMeter, Sample, container_group  # noqa: E402
+from bench.cpu_meter import CpuMeter, Figures, Sample, between, container_group  # noqa: E402
 from bench.setup_bench import cluster_cli  # noqa: E402
 from bench.train_start_bench import job_file  # noqa: E402
 from swiftfleet import local_cluster  # noqa: E402
@@ -80,17 +80,6 @@ CA_FILES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))  # what s
 KIT_LAUNCH, KIT_FETCH = "TASK [Start the job]", "TASK [Collect the job]"
 
 
-@dataclass(frozen=True)
-class Figures:
-    wall: float
-    controller: float
-    nodes: float
-
-    @property
-    def cpu(self) -> float:
-        return self.controller + self.nodes
-
-
 class Timeline:
     """Samples taken where each phase begins ("end" closes the last); any thread may mark."""
 
@@ -105,10 +94,7 @@ class Timeline:
         if missing:
             raise SystemExit(f"phases never began: {missing}")
         bounds = [self.marks[p] for p in [*PHASES, "end"]]
-        return {
-            p: Figures(b.wall - a.wall, b.controller - a.controller, b.nodes - a.nodes)
-            for p, a, b in zip(PHASES, bounds, bounds[1:], strict=False)
-        }
+        return {p: between(a, b) for p, a, b in zip(PHASES, bounds, bounds[1:], strict=False)}
 
 
 @dataclass

@@ -36,7 +36,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.cpu_meter import CpuMeter, Sample, container_group  # noqa: E402
+from bench.cpu_meter import CpuMeter, Figures, Sample, between, container_group  # noqa: E402
 from bench.train_start_bench import job_file  # noqa: E402
 from swiftfleet import local_cluster  # noqa: E402
 from swiftfleet.image import docker_client  # noqa: E402
@@ -57,24 +57,9 @@ PART_MIN_S = 0.5  # the per-run line names the staging tasks that took at least 
 
 
 @dataclass(frozen=True)
-class Span:
-    wall: float
-    controller: float
-    nodes: float
-
-    @property
-    def cpu(self) -> float:
-        return self.controller + self.nodes
-
-
-def span(a: Sample, b: Sample) -> Span:
-    return Span(b.wall - a.wall, b.controller - a.controller, b.nodes - a.nodes)
-
-
-@dataclass(frozen=True)
 class Result:
     total: float  # train.yml, start to return
-    staging: Span
+    staging: Figures
     parts: list[tuple[str, float]]  # each staging task (in order) and its seconds
 
 
@@ -140,7 +125,7 @@ def timed_train(job: Path, env: dict[str, str], meter: CpuMeter, log: Path) -> R
         (t, b.wall - a.wall)
         for (t, a), (_, b) in zip(tasks[first:last], tasks[first + 1 : last + 1], strict=True)
     ]
-    return Result(end.wall - start.wall, span(tasks[first][1], tasks[last][1]), parts)
+    return Result(end.wall - start.wall, between(tasks[first][1], tasks[last][1]), parts)
 
 
 def stop_and_clean(job: Path, job_name: str, env: dict[str, str]) -> None:
