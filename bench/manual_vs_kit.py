@@ -9,7 +9,7 @@ Phases (each from its first command until the next phase begins):
           rendezvous port)
   setup   fresh nodes to uv + ms-swift + CPU torch (manual: scp + run setup.sh; kit: setup.yml)
   rerun   the same command again, with nothing to change
-  stage   model and dataset onto every node (kit: train.yml from its start, planning included, to "Start the job")
+  stage   model and dataset onto every node (kit: train.yml from its start, planning included, to "Start rank 0")
   launch  from the first launch command until every rank's log shows the process group (world_size N)
   train   from there until rank 0's process ended (manual: `tail --pid` returned; kit: "Collect the job" begins)
   fetch   rank 0's output (the checkpoint) and every rank's log on the controller
@@ -77,7 +77,7 @@ MANUAL_JOB_DIR = "/root/job"  # local nodes log in as root; manual_flow.sh works
 MANUAL_FLOW = REPO / "bench" / "manual_flow.sh"
 CA_FILES = sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))  # what setup.yml hands local nodes
 # train.yml's steps (playbooks/tasks/run.yml) that begin the launch and the fetch phases.
-KIT_LAUNCH, KIT_FETCH = "TASK [Start the job]", "TASK [Collect the job]"
+KIT_LAUNCH, KIT_FETCH = "TASK [Start rank 0]", "TASK [Collect the job]"
 
 
 class Timeline:
