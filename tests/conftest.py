@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from swiftfleet import local_cluster
+from swiftfleet.settings import LocalCluster
+
 REPO = Path(__file__).resolve().parents[1]
 SWIFTFLEET = [sys.executable, "-m", "swiftfleet"]
 # The controller-side ms-swift (make venv-swift) that `swift`-marked tests use to make the tiny model and train.
@@ -30,6 +33,12 @@ def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((address, 0))
         return int(s.getsockname()[1])
+
+
+def clear_local_cluster(name: str) -> None:
+    """Remove a local cluster of this name that an interrupted session left: its containers outlive a stopped
+    machine, jobs and all, and `cluster up` would adopt them as they are. Call with the test's state dirs set."""
+    local_cluster.down(LocalCluster(name=name))
 
 
 @pytest.fixture

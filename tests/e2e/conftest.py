@@ -16,7 +16,7 @@ import yaml
 
 from swiftfleet import local_cluster
 from swiftfleet.inventory import inventory_path
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, clear_local_cluster, run_cli
 from tests.e2e.make_eval_set import make as make_eval_set
 from tests.jobs.conftest import swift_python, tiny  # noqa: F401  (fixtures)
 from tests.roles.conftest import BIN, Run, ansible_playbook, node_image  # noqa: F401  (fixture)
@@ -129,6 +129,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory, node_image: str, tiny: P
         for name, value in env.items():
             mp.setenv(name, value)
         mp.delenv("SWIFTFLEET_CLUSTER", raising=False)
+        clear_local_cluster(str(CLUSTER["name"]))
         try:
             up = run_cli("cluster", "up", "--config", str(config), env=env)
             assert up.returncode == 0, up.stdout + up.stderr

@@ -12,7 +12,7 @@ import yaml
 from swiftfleet import local_cluster
 from swiftfleet.inventory import inventory_path
 from swiftfleet.jobs.node_facts import facts_file
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, clear_local_cluster, run_cli
 from tests.e2e.conftest import SETUP_VARS, Rehearsal
 from tests.roles.conftest import ansible_playbook
 
@@ -54,6 +54,7 @@ def test_a_node_from_a_baked_image_has_nothing_to_set_up(installed: Rehearsal, t
         row = next(line.split() for line in listed.stdout.splitlines() if line.startswith(tag))
         assert row[1:3] == [installed.name, f"{installed.name}-node0"], listed.stdout
 
+        clear_local_cluster(name)
         up = run_cli("cluster", "up", "--config", str(config), env=env)
         assert up.returncode == 0, up.stderr
         node = local_cluster.container_name(name, 0)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from swiftfleet import local_cluster
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, clear_local_cluster, run_cli
 from tests.e2e.conftest import CLUSTER, SUBNET, TRAIN_ARGS, Rehearsal
 from tests.roles.conftest import ansible_playbook
 
@@ -131,7 +131,7 @@ def test_cluster_ttl_refuses_nodes_without_a_ttl(installed: Rehearsal) -> None:
     ]
 
 
-def test_idle_node_powers_off(tmp_path: Path, node_image: str) -> None:
+def test_idle_node_powers_off(tmp_path: Path, node_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
     name = f"{CLUSTER['name']}-idle"
     config = tmp_path / "cluster.yml"
     config.write_text(
@@ -150,6 +150,9 @@ def test_idle_node_powers_off(tmp_path: Path, node_image: str) -> None:
         "SWIFTFLEET_STATE_DIR": str(tmp_path / "state"),
     }
     container = local_cluster.container_name(name, 0)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    clear_local_cluster(name)
     try:
         up = run_cli("cluster", "up", "--config", str(config), env=env)
         assert up.returncode == 0, up.stdout + up.stderr

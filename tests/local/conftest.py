@@ -17,6 +17,7 @@ from docker.models.containers import Container
 from swiftfleet import local_cluster
 from swiftfleet.inventory import Cluster, known_hosts_path
 from swiftfleet.settings import LocalCluster
+from tests.conftest import clear_local_cluster
 
 
 @dataclass
@@ -63,6 +64,7 @@ def local3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnv]:
         for name, value in env.items():
             mp.setenv(name, value)
         mp.delenv("SWIFTFLEET_CLUSTER", raising=False)
+        clear_local_cluster(spec.name)
         try:
             yield LocalEnv(spec=spec, config=config, env=env)
         finally:

@@ -15,7 +15,7 @@ import yaml
 from swiftfleet import local_cluster, lock
 from swiftfleet.inventory import inventory_path
 from swiftfleet.settings import LocalCluster
-from tests.conftest import REPO, start_cli
+from tests.conftest import REPO, clear_local_cluster, start_cli
 
 pytestmark = pytest.mark.docker
 
@@ -35,6 +35,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("SWIFTFLEET_INVENTORY_DIR", str(root / "inventory"))
         mp.setenv("SWIFTFLEET_STATE_DIR", str(root / "state"))
         mp.delenv("SWIFTFLEET_CLUSTER", raising=False)
+        clear_local_cluster(NAME)
         try:
             yield path
         finally:
