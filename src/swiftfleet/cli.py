@@ -279,6 +279,17 @@ def needs_cmd(job_file: Path) -> None:
     click.echo(json.dumps(needs.job_file_needs(job_file)))
 
 
+@cli.command("plot")
+@click.argument("job")
+def plot_cmd(job: str) -> None:
+    """Write a fetched training job's loss and learning-rate curves to outputs/NAME/curves.png (JOB: its job file
+    or its name)."""
+    from swiftfleet.jobs import curves, spec
+
+    name = spec.name_in(Path(job)) if job.endswith((".yml", ".yaml")) else spec.job_name(job)
+    click.echo(curves.plot(name)[1])
+
+
 def _provider(spec: ClusterSpec):  # type: ignore[no-untyped-def]
     """The module that handles this kind of cluster; each has up(spec, assume_yes, force) and down(spec)."""
     if isinstance(spec, AwsCluster):

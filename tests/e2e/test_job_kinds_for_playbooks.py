@@ -32,11 +32,16 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_export_merges_the_newest_checkpoint_of_a_training_job(trained: Path) -> None:
-    job_plan = _plan(
-        name="merge", kind="swift export", model=str(trained / "model"), checkpoint="lora",
-        args={"merge_lora": True},
-    )  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "args"),
+    [("swift export", {"merge_lora": True}), ("swift merge-lora", {})],
+    ids=["export", "merge-lora"],
+)
+def test_export_merges_the_newest_checkpoint_of_a_training_job(
+    trained: Path, kind: str, args: dict[str, Any]
+) -> None:
+    job_plan = _plan(name="merge", kind=kind, model=str(trained / "model"), checkpoint="lora", args=args)
+    assert job_plan.playbook == "export"
     newest = trained / "outputs" / "lora" / "output" / "v1-2" / "checkpoint-30"
     assert (str(newest), "adapters/checkpoint-30") in {(u.src, u.dest) for u in job_plan.uploads}
     assert job_plan.config["adapters"] == ["adapters/checkpoint-30"]
@@ -45,8 +50,28 @@ def test_export_merges_the_newest_checkpoint_of_a_training_job(trained: Path) ->
     node = job_plan.nodes[0]
     files = render.render_node(job_plan, node.rank)
     run_sh = files[f"{node.job_dir}/run.sh"]
-    assert 'exec "$swift_env/bin/swift" export config.yaml' in run_sh and "torchrun" not in run_sh
+    sub = kind.split()[1]
+    assert f'exec "$swift_env/bin/swift" {sub} config.yaml' in run_sh and "torchrun" not in run_sh
+    # ms-swift keeps an existing merge (it skips the save): a re-run starts from an empty output/.
+    assert run_sh.index("rm -rf -- output\n") < run_sh.index("exec ")
     assert f"{node.job_dir}/swift_launch.py" not in files
+
+
+def test_merge_lora_needs_adapters_and_takes_no_data(trained: Path) -> None:
+    model = str(trained / "model")
+    with pytest.raises(SwiftfleetError) as err:
+        _plan(name="m", kind="swift merge-lora", model=model)
+    assert str(err.value).startswith(
+        "job: checkpoint: `swift merge-lora` merges LoRA adapters into the model"
+    )
+    with pytest.raises(
+        SwiftfleetError, match=r"^job: datasets: `swift merge-lora` is one process on one node"
+    ):
+        _plan(name="m", kind="swift merge-lora", model=model, checkpoint="lora", datasets=["a/b"])
+    with pytest.raises(SwiftfleetError, match=r"is not a `swift merge-lora` argument of ms-swift 4\.6\.0"):
+        _plan(name="m", kind="swift merge-lora", model=model, checkpoint="lora", args={"merge_loraa": True})
+    given = _plan(name="m", kind="swift merge-lora", model=model, args={"adapters": ["org/lora-adapter"]})
+    assert given.config["adapters"] == ["org/lora-adapter"]
 
 
 @pytest.mark.parametrize(

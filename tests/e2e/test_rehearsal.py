@@ -12,6 +12,7 @@ import pytest
 from swiftfleet import lock
 from swiftfleet.inventory import known_hosts_path
 from swiftfleet.jobs.plan import latest_checkpoint
+from tests.conftest import run_cli
 from tests.e2e.chat import chat
 from tests.e2e.conftest import CPU_ARGS, KEY, RANK0_IP, TRAIN_ARGS, Rehearsal
 from tests.roles.conftest import Run
@@ -126,6 +127,14 @@ def test_resume_latest_continues_from_the_fetched_checkpoint(installed: Rehearsa
     state = json.loads((ckpt / "trainer_state.json").read_text())
     logged = [entry["step"] for entry in state["log_history"] if "loss" in entry]
     assert logged == [1, 2, 4, 6, 8], logged  # the first run's logged steps, then the resumed 8
+    plotted = run_cli("plot", "tiny-e2e", env=installed.env)  # both runs' logging.jsonl, as one curve
+    assert plotted.returncode == 0, plotted.stderr
+    curves = installed.outputs / "tiny-e2e" / "curves.png"
+    assert (
+        plotted.stdout
+        == f"loss and learning rate of 'tiny-e2e', steps 1-8 (5 logged) from 2 run(s): {curves}\n"
+    )
+    assert curves.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_export_merges_the_lora(installed: Rehearsal) -> None:
@@ -137,6 +146,27 @@ def test_export_merges_the_lora(installed: Rehearsal) -> None:
     print(f"export.yml (merge): {run.seconds:.0f} s")
     assert run.rc == 0, run.output[-5000:]
     merged = installed.outputs / "tiny-merge" / "output"
+    assert (merged / "model.safetensors").stat().st_size > 0
+    assert "lora" not in (merged / "config.json").read_text().lower()
+
+
+def test_merge_lora_merges_and_a_re_run_replaces_the_last_merge(installed: Rehearsal) -> None:
+    """`swift merge-lora` as its own kind; ms-swift skips a merge whose output exists, so a re-run that kept the
+    node's output/ would leave the old one: the kit empties it first."""
+    job = installed.job(
+        name="tiny-merge-lora", kind="swift merge-lora", model=str(installed.tiny / "model"),
+        checkpoint="tiny-e2e", args=CPU_ARGS, env={"CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    output = "/root/swiftfleet/jobs/tiny-merge-lora/output"
+    for attempt in ("first", "again"):
+        run = installed.play("export.yml", job)
+        print(f"export.yml (merge-lora, {attempt}): {run.seconds:.0f} s")
+        assert run.rc == 0, run.output[-5000:]
+        log = installed.node(0, "cat", "/root/swiftfleet/jobs/tiny-merge-lora/rank0.log")
+        assert "Successfully merged LoRA" in log and "skipping the saving process" not in log, log[-3000:]
+        assert installed.node(0, "ls", output).split().count("stale-marker") == 0
+        installed.node(0, "touch", f"{output}/stale-marker")  # what the re-run must not find
+    merged = installed.outputs / "tiny-merge-lora" / "output"
     assert (merged / "model.safetensors").stat().st_size > 0
     assert "lora" not in (merged / "config.json").read_text().lower()
 

@@ -38,12 +38,17 @@ def tiny(tmp_path_factory: pytest.TempPathFactory, swift_python: Path) -> Path:
 @pytest.fixture
 def fake_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A working directory whose ./build/tiny holds stand-ins with the right shape for validation only
-    (a config.json and the jsonl files), so example jobs validate without an ms-swift Python."""
+    (a config.json and the jsonl files), so example jobs validate without an ms-swift Python; and outputs/ with a
+    fetched LoRA checkpoint of jobs/lora-sft.yml's job, which jobs/merge-lora.yml merges."""
     tiny_dir = tmp_path / "build" / "tiny"
     (tiny_dir / "model").mkdir(parents=True)
     (tiny_dir / "model" / "config.json").write_text("{}")
     for name in ("chat.jsonl", "eval.jsonl"):
         (tiny_dir / name).write_text(CHAT_ROW)
+    checkpoint = tmp_path / "outputs" / "qwen7b-lora" / "output" / "v0-1" / "checkpoint-10"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "adapter_config.json").write_text("{}")
+    monkeypatch.setenv("SWIFTFLEET_OUTPUTS_DIR", str(tmp_path / "outputs"))
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

@@ -21,6 +21,7 @@ SHIPPED = {
     "grpo-vllm": ["vllm", "deepspeed", "math-verify"],
     "lora-sft": [],
     "megatron-moe-sft": ["megatron"],
+    "merge-lora": [],
     "qlora": ["bnb"],
     "quantize-awq": ["awq"],
     "tiny-lora": [],

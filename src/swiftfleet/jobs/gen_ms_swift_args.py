@@ -33,6 +33,7 @@ SWIFT_COMMANDS = {
     "swift rollout": ("swift.arguments", "RolloutArguments"),
     "swift eval": ("swift.arguments", "EvalArguments"),
     "swift export": ("swift.arguments", "ExportArguments"),
+    "swift merge-lora": ("swift.arguments", "ExportArguments"),  # swift/cli/merge_lora.py: export's own class
 }
 MEGATRON_COMMANDS = {
     "megatron sft": "MegatronSftArguments",

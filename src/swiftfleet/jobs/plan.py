@@ -27,7 +27,7 @@ from swiftfleet.jobs.plan_model import (
     Upload,
 )
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
-from swiftfleet.jobs.spec import API_KEY_ENV, Job, playbook_of, serves_by_url
+from swiftfleet.jobs.spec import API_KEY_ENV, EXPORTS, Job, playbook_of, serves_by_url
 
 DEPLOY_PORT = 8000
 # ms-swift arguments that name what a job must carry to its nodes (4.6.0's names; tests check they exist).
@@ -422,7 +422,7 @@ class _Builder:
         self.save_on_notice(cfg)
         if job.is_training:
             cfg["output_dir"] = "output"
-        elif job.command == "swift export":
+        elif job.command in EXPORTS:
             cfg["output_dir"] = "output"
             cfg["exist_ok"] = True  # the kit's own job directory: a re-run replaces the last export
         elif job.command == "swift eval":
@@ -636,6 +636,10 @@ def build(
         program=program,
         subcommand=sub,
         torchrun=torchrun,
+        launcher=served,
+        # ms-swift skips a merge whose output_dir exists (swift/pipelines/export/merge_lora.py:31), so a re-run
+        # of an export would keep the last one: run.sh empties output/ first.
+        fresh_output=job.command in EXPORTS,
         ms_swift=ms_swift_args.pinned_version(),
         nnodes=len(nodes),
         nproc_per_node=nproc,

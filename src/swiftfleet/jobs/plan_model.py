@@ -88,6 +88,8 @@ class JobPlan(_Plan):
     program: str
     subcommand: str
     torchrun: bool
+    launcher: bool  # deploy/eval: one process via swift_launch.py (keeps the API key off the command line)
+    fresh_output: bool  # run.sh empties output/ before the run
     ms_swift: str
     nnodes: int
     nproc_per_node: int

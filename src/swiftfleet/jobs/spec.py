@@ -32,6 +32,7 @@ Kind = Literal[
     "swift deploy",
     "swift eval",
     "swift export",
+    "swift merge-lora",
 ]
 TRAINING: frozenset[str] = frozenset(
     {"swift sft", "swift pt", "swift rlhf", "megatron sft", "megatron pt", "megatron rlhf"}
@@ -39,6 +40,7 @@ TRAINING: frozenset[str] = frozenset(
 # The environment the kit itself sets for torchrun and the hub; a job's env may not override it.
 KIT_ENV = frozenset({"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "USE_HF"})
 API_KEY_ENV = "SWIFT_API_KEY"
+JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Arguments the kit writes from the job's own fields (or refuses for a reason), with the field to use instead.
 MANAGED_ARGS = {
@@ -99,9 +101,26 @@ def token_kind(value: str) -> str | None:
     return TOKEN_KINDS[str(found.lastgroup)] if found else None
 
 
+# `swift merge-lora` is export's merge as a command of its own (ms-swift 4.6.0 swift/cli/merge_lora.py parses
+# ExportArguments and runs export's merge_lora): one process on rank 0, as an export.
+EXPORTS: frozenset[str] = frozenset({"swift export", "swift merge-lora"})
+
+
+def job_name(text: str) -> str:
+    """A job's name given on the command line, checked as a job file's `name` is (it names directories)."""
+    if not JOB_NAME.match(text):
+        raise SwiftfleetError(
+            f"{text!r} is neither a job file (.yml) nor a job's name (lowercase letters, digits and -, up to 40)"
+        )
+    return text
+
+
 def playbook_of(kind: str) -> str:
-    """The playbook that runs a kind (playbooks/<it>.yml): train.yml every training kind, the others their own."""
-    return "train" if kind in TRAINING else kind.split(" ", 1)[1]
+    """The playbook that runs a kind (playbooks/<it>.yml): train.yml every training kind, export.yml both exports,
+    the others their own."""
+    if kind in TRAINING:
+        return "train"
+    return "export" if kind in EXPORTS else kind.split(" ", 1)[1]
 
 
 class Job(BaseModel):
@@ -109,9 +128,7 @@ class Job(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[
-        str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="Names the job dir and units.")
-    ]
+    name: Annotated[str, Field(pattern=JOB_NAME.pattern, description="Names the job dir and units.")]
     kind: Kind
     rlhf_type: Annotated[
         str | None,
@@ -159,7 +176,7 @@ class Job(BaseModel):
     checkpoint: Annotated[
         str | None,
         Field(
-            description="LoRA adapters for export, deploy or eval: a local checkpoint directory (/, ./ or ~), "
+            description="LoRA adapters for export, merge-lora, deploy or eval: a local checkpoint directory (/, ./ or ~), "
             "or a training job's name (its newest checkpoint-N fetched under outputs/NAME)."
         ),
     ] = None
@@ -290,6 +307,13 @@ def check(job: Job, source: str) -> None:
             )
         if "adapters" in job.args:
             _fail(source, "checkpoint", "give the checkpoint or args.adapters, not both")
+    elif cmd == "swift merge-lora" and "adapters" not in job.args:
+        _fail(
+            source,
+            "checkpoint",
+            "`swift merge-lora` merges LoRA adapters into the model: name them with `checkpoint` (a training "
+            "job's name, or a ./local checkpoint directory) or args.adapters",
+        )
     _check_no_token(job, source)
     _check_no_secret_args(job, source)
     if cmd == "swift deploy" and job.output is not None:
@@ -396,6 +420,17 @@ def parse_job(data: object, source: str) -> Job:
 def load_job(path: Path) -> Job:
     source = f"job file {path}"
     return parse_job(read_yaml(path, "job file"), source)
+
+
+def name_in(path: Path) -> str:
+    """A job file's name, the rest unchecked: what reads a job's fetched results needs no more (its data may be
+    elsewhere by now)."""
+    data = read_yaml(path, "job file")
+    job = data.get("job") if isinstance(data, dict) else None
+    name = job.get("name") if isinstance(job, dict) else None
+    if not isinstance(name, str):
+        raise SwiftfleetError(f"job file {path}: job.name: missing (a `job:` mapping with a name)")
+    return job_name(name)
 
 
 def job_json_schema() -> dict[str, Any]:
