@@ -134,7 +134,7 @@ molecule: venv dockerd image ## molecule test of every role's scenario (ROLE=nam
 
 # Jobs on a cluster: playbooks/<target>.yml with JOB (a job file) on CLUSTER's inventory; ARGS for more -e.
 PLAYBOOK = inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)") && ansible-playbook -i "$$inventory"
-.PHONY: train plot status logs stop export deploy eval rehearsal
+.PHONY: train plot status logs stop infer export deploy eval rehearsal
 
 train: venv ## Train a job on the cluster (JOB=jobs/x.yml; ARGS="-e wait=false" returns once started; recover: true in the job brings a lost node back)
 	swiftfleet train $(JOB) $(CONFIG_ARG) $(ARGS)
@@ -145,10 +145,11 @@ plot: venv ## A fetched training job's loss and learning-rate curves as outputs/
 status: ## Every rank's unit state and last progress line (JOB=...)
 logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100 -e fetch=true")
 stop: ## Stop a job on every rank (JOB=...; FORCE=1 also when someone else started it)
+infer: ## swift infer on every node (data-parallel): answers to outputs/NAME/output/result.jsonl in input order (JOB=jobs/infer.yml)
 export: ## swift export|merge-lora on rank 0: merge LoRA, quantize (JOB=jobs/rehearsal/tiny-merge.yml, jobs/quantize-awq.yml)
 deploy: ## swift deploy as a service, health-checked; prints the URL (JOB=jobs/deploy.yml)
 eval: ## swift eval against a server or checkpoint; prints the scores (JOB=jobs/eval.yml)
-status logs stop export deploy eval: venv
+status logs stop infer export deploy eval: venv
 	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(if $(and $(FORCE),$(filter stop,$@)),-e force=true,) $(ARGS)
 
 # The whole rehearsal on the local default cluster (CPU): each step is a real command a user runs.

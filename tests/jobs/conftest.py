@@ -44,7 +44,7 @@ def fake_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     (tiny_dir / "model").mkdir(parents=True)
     (tiny_dir / "model" / "config.json").write_text("{}")
     for name in ("chat.jsonl", "eval.jsonl"):
-        (tiny_dir / name).write_text(CHAT_ROW)
+        (tiny_dir / name).write_text(CHAT_ROW * 4)  # rows enough for jobs/infer.yml to share over 2 nodes
     checkpoint = tmp_path / "outputs" / "qwen7b-lora" / "output" / "v0-1" / "checkpoint-10"
     checkpoint.mkdir(parents=True)
     (checkpoint / "adapter_config.json").write_text("{}")

@@ -25,9 +25,10 @@ def test_schema_file_is_up_to_date() -> None:
 def test_every_kind_has_an_example() -> None:
     kinds = {yaml.safe_load(p.read_text())["job"]["kind"] for p in EXAMPLES}
     assert kinds == {
-        "swift sft", "swift rlhf", "megatron sft", "swift deploy", "swift eval", "swift export", "swift merge-lora"
+        "swift sft", "swift rlhf", "megatron sft", "swift deploy", "swift eval", "swift export", "swift merge-lora",
+        "swift infer",
     }  # fmt: skip
-    assert len(EXAMPLES) >= 10
+    assert len(EXAMPLES) >= 11
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -18,6 +18,7 @@ SHIPPED = {
     "dpo": [],
     "eval": ["eval"],
     "full-sft-deepspeed": ["deepspeed"],
+    "infer": ["vllm"],
     "grpo-vllm": ["vllm", "deepspeed", "math-verify"],
     "lora-sft": [],
     "megatron-moe-sft": ["megatron"],

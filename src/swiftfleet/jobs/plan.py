@@ -17,17 +17,21 @@ from swiftfleet.inventory import Cluster
 from swiftfleet.jobs import arg_rules, checkpoints, dataset_check, ms_swift_args, needs, node_facts, sizing
 from swiftfleet.jobs.node_facts import NodeFacts
 from swiftfleet.jobs.plan_model import (
+    SHARE_RESULT,
+    SHARE_ROWS,
     Download,
     JobPlan,
     NodeFile,
     Output,
     PlanNode,
     Prefetch,
+    Shares,
     Staging,
     Upload,
 )
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
-from swiftfleet.jobs.spec import API_KEY_ENV, EXPORTS, Job, playbook_of, serves_by_url
+from swiftfleet.jobs.spec import API_KEY_ENV, DATA_PARALLEL, EXPORTS, Job, playbook_of, serves_by_url
+from swiftfleet.node_plugins import shard_rows
 
 DEPLOY_PORT = 8000
 # ms-swift arguments that name what a job must carry to its nodes (4.6.0's names; tests check they exist).
@@ -214,7 +218,7 @@ class _Builder:
         job, have = self.job, len(self.all_nodes)
         if not self.all_nodes:
             raise self.fail("nodes", "the cluster has no nodes")
-        want = job.nodes or (have if job.is_training else 1)
+        want = job.nodes or (have if job.on_every_node else 1)
         if want > have:
             raise self.fail("nodes", f"the job wants {want} nodes, the cluster has {have}")
         return self.all_nodes[:want]
@@ -390,6 +394,36 @@ class _Builder:
         for arg, value in (("external_plugins", dest), ("callbacks", node_plugins.SAVE_ON_NOTICE_CALLBACK)):
             have = cfg.get(arg) or []
             cfg[arg] = [*([have] if isinstance(have, str) else have), value]
+
+    def shares(self, cfg: dict[str, Any], nodes: int) -> Shares:
+        """A data-parallel job's rows split over its nodes: each answers lines [lo, hi) of its val_datasets read as
+        one list (node_plugins/shard_rows.py cuts them out on the node, and counts them here)."""
+        paths = []
+        for text in self.job.val_datasets:
+            ref = parse_dataset(text)
+            path = Path(ref.path).expanduser()
+            if ref.source != "local" or path.suffix != ".jsonl" or ref.samples:
+                raise self.fail(
+                    "val_datasets",
+                    f"{text!r}: `{self.job.command}` splits the rows over the nodes itself, so it takes local .jsonl "
+                    "files whole (no hub id, s3:// or #N)",
+                )
+            paths.append(str(path))
+        total = shard_rows.count(paths)
+        if total < nodes:
+            raise self.fail(
+                "nodes", f"{total} rows cannot be shared by {nodes} nodes: set nodes: {total} or fewer"
+            )
+        script, local = f"files/swiftfleet/{node_plugins.SHARD_ROWS.name}", outputs_dir(self.job.name)
+        self.upload(node_plugins.SHARD_ROWS, script)
+        shares = Shares(
+            script=script, sources=cfg["val_dataset"], rows=SHARE_ROWS, result=SHARE_RESULT, total=total,
+            bounds=[list(b) for b in shard_rows.split(total, nodes)], answered_exit=shard_rows.ANSWERED,
+            fetched=[str(local / "shares" / f"rank{r}.jsonl") for r in range(nodes)],
+            joined=str(local / SHARE_RESULT),
+        )  # fmt: skip
+        cfg["val_dataset"], cfg["result_path"] = [SHARE_ROWS], SHARE_RESULT
+        return shares
 
     def deploy_port(self) -> int:
         """The server's port: the job's, else the cluster's; where the cluster opens one port to clients, that one."""
@@ -585,6 +619,7 @@ def build(
     elif layout:
         raise b.fail(*layout)
     config = b.config()
+    shares = b.shares(config, len(nodes)) if job.command in DATA_PARALLEL else None
     b.gpu_only(nodes)
     b.size(nodes, nproc)
     env, prefetch_env = hub_env(job, b.prefetch)
@@ -640,6 +675,7 @@ def build(
         # ms-swift skips a merge whose output_dir exists (swift/pipelines/export/merge_lora.py:31), so a re-run
         # of an export would keep the last one: run.sh empties output/ first.
         fresh_output=job.command in EXPORTS,
+        shares=shares,
         ms_swift=ms_swift_args.pinned_version(),
         nnodes=len(nodes),
         nproc_per_node=nproc,

@@ -60,6 +60,26 @@ class Prefetch(_Plan):
     argv: list[str]  # argv[0] is relative to the environment's bin/
 
 
+# A data-parallel job's files in its job directory on every node: its share of the rows, and its answers.
+SHARE_ROWS = "data/rows.jsonl"
+SHARE_RESULT = "output/result.jsonl"
+
+
+class Shares(_Plan):
+    """How a data-parallel job (`swift infer`) splits its rows: rank R answers lines bounds[R] = [lo, hi) of the
+    sources read as one list; the answers come back and are joined in rank order (input order)."""
+
+    script: str  # node_plugins/shard_rows.py in the job directory; run.sh runs it before swift
+    sources: list[str]  # the uploaded val_datasets, relative to the job directory
+    rows: str  # the node's share, written by the script
+    result: str  # the node's answers (ms-swift's result_path)
+    total: int
+    bounds: list[list[int]]
+    fetched: list[str]  # on the controller: each rank's answers, fetched
+    joined: str  # on the controller: every answer in input order (output/result.jsonl of the job's outputs)
+    answered_exit: int  # the script's exit status when the node's answers are already complete
+
+
 class Output(_Plan):
     mode: Literal["fetch", "keep", "s3"] | None
     uri: str | None
@@ -90,6 +110,7 @@ class JobPlan(_Plan):
     torchrun: bool
     launcher: bool  # deploy/eval: one process via swift_launch.py (keeps the API key off the command line)
     fresh_output: bool  # run.sh empties output/ before the run
+    shares: Shares | None  # a data-parallel job's split of its rows
     ms_swift: str
     nnodes: int
     nproc_per_node: int

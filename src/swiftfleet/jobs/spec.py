@@ -33,10 +33,16 @@ Kind = Literal[
     "swift eval",
     "swift export",
     "swift merge-lora",
+    "swift infer",
 ]
 TRAINING: frozenset[str] = frozenset(
     {"swift sft", "swift pt", "swift rlhf", "megatron sft", "megatron pt", "megatron rlhf"}
 )
+# Each node of the job answers its own contiguous share of val_datasets' rows with one `swift infer` process, and
+# the shares' answers are joined in rank order. Not torchrun: ms-swift 4.6.0 gathers a torchrun infer's answers on
+# rank 0 with accelerate's gather_object, which without a GPU backend returns rank 0's own only (measured: 20 of 40
+# rows from 2 CPU ranks); separate shares also let a re-run skip the nodes that finished.
+DATA_PARALLEL: frozenset[str] = frozenset({"swift infer"})
 # The environment the kit itself sets for torchrun and the hub; a job's env may not override it.
 KIT_ENV = frozenset({"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "USE_HF"})
 API_KEY_ENV = "SWIFT_API_KEY"
@@ -49,6 +55,7 @@ MANAGED_ARGS = {
     "val_dataset": "use the job's `val_datasets`",
     "output_dir": "the kit sets it (the job directory's output/); see `output`",
     "eval_output_dir": "the kit sets it (the job directory's output/); see `output`",
+    "result_path": "the kit sets it (output/result.jsonl in the job directory); see `output`",
     "resume_from_checkpoint": "use the job's `resume`",
     "rlhf_type": "use the job's `rlhf_type`",
     "use_hf": "use the job's `hub: huggingface`",
@@ -246,6 +253,11 @@ class Job(BaseModel):
         return self.kind in TRAINING
 
     @property
+    def on_every_node(self) -> bool:
+        """By default the job takes every node of the cluster (training: one torchrun group; infer: a share each)."""
+        return self.kind in TRAINING or self.kind in DATA_PARALLEL
+
+    @property
     def command(self) -> str:
         return str(self.kind)
 
@@ -287,7 +299,24 @@ def check(job: Job, source: str) -> None:
         _fail(source, "rlhf_type", f"only rlhf kinds take rlhf_type, not `{cmd}`")
     if job.is_training and not job.datasets:
         _fail(source, "datasets", f"`{cmd}` needs at least one dataset")
-    if not job.is_training:
+    if cmd in DATA_PARALLEL:
+        if job.datasets:
+            _fail(source, "datasets", f"`{cmd}` answers the rows of val_datasets: put them there")
+        if not job.val_datasets:
+            _fail(
+                source, "val_datasets", f"`{cmd}` needs the rows to answer: at least one val_datasets entry"
+            )
+        for field in ("resume", "recover", "nproc_per_node"):
+            if getattr(job, field):
+                _fail(
+                    source,
+                    field,
+                    f"`{cmd}` is one process per node, each on its share of the rows, and a re-run answers "
+                    f"only the shares not finished: it takes no {field}",
+                )
+        if job.output not in (None, "fetch"):
+            _fail(source, "output", f"`{cmd}` joins the nodes' answers on this machine: output: fetch")
+    elif not job.is_training:
         for field in ("datasets", "val_datasets", "resume", "nproc_per_node", "recover"):
             # An export's datasets are the calibration set of an awq/gptq quantization.
             if getattr(job, field) and not (field == "datasets" and cmd == "swift export"):
