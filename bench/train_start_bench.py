@@ -67,8 +67,8 @@ def joined(name: str, nodes: int, job: str) -> bool:
     return True
 
 
-def bench_size(nodes: int, root: Path, tiny: Path, rehearsal: bool) -> dict[str, float]:
-    name = f"sfbtrain{nodes}"
+def bench_env(root: Path) -> dict[str, str]:
+    """Inventory, state and outputs of a benchmark's clusters in its temporary directory (also set here)."""
     env = {
         "SWIFTFLEET_INVENTORY_DIR": str(root / "inventory"),
         "SWIFTFLEET_STATE_DIR": str(root / "state"),
@@ -76,21 +76,37 @@ def bench_size(nodes: int, root: Path, tiny: Path, rehearsal: bool) -> dict[str,
         "SWIFT_API_KEY": "bench-key",
     }
     os.environ.update(env)
+    return env
+
+
+def up_and_set_up(
+    name: str, nodes: int, subnet: str, root: Path, env: dict[str, str], extras: list[str]
+) -> Run:
+    """A local cluster of its own, up and set up with setup.yml; returns the setup run. Its file: root/NAME.yml."""
     config = root / f"{name}.yml"
-    config.write_text(yaml.safe_dump({"provider": "local", "name": name, "node_count": nodes,
-                                      "subnet": f"172.31.{230 + nodes}.0/24"}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump({"provider": "local", "name": name, "node_count": nodes, "subnet": subnet})
+    )
+    up = run_cli("cluster", "up", "--config", str(config), env=env)
+    if up.returncode != 0:
+        sys.exit(up.stdout + up.stderr)
+    setup = ansible_playbook(
+        "-i", str(inventory_path(name)), str(REPO / "playbooks" / "setup.yml"),
+        "-e", json.dumps({"ms_swift_extras": extras}), env=env,
+    )  # fmt: skip
+    if setup.rc != 0:
+        sys.exit(setup.output[-4000:])
+    return setup
+
+
+def bench_size(nodes: int, root: Path, tiny: Path, rehearsal: bool) -> dict[str, float]:
+    name = f"sfbtrain{nodes}"
+    env = bench_env(root)
+    config = root / f"{name}.yml"
     result: dict[str, float] = {}
     try:
-        up = run_cli("cluster", "up", "--config", str(config), env=env)
-        if up.returncode != 0:
-            sys.exit(up.stdout + up.stderr)
-        setup = ansible_playbook(
-            "-i", str(inventory_path(name)), str(REPO / "playbooks" / "setup.yml"),
-            "-e", json.dumps({"ms_swift_extras": ["eval"] if rehearsal else []}), env=env,
-        )  # fmt: skip
-        if setup.rc != 0:
-            sys.exit(setup.output[-4000:])
-        result["setup"] = setup.seconds
+        extras = ["eval"] if rehearsal else []
+        result["setup"] = up_and_set_up(name, nodes, f"172.31.{230 + nodes}.0/24", root, env, extras).seconds
         common = {"model": str(tiny / "model"), "datasets": [str(tiny / "chat.jsonl")], "nproc_per_node": 1,
                   "env": {"CUDA_VISIBLE_DEVICES": ""}}  # fmt: skip
         start_job = job_file(root, name="bench-start", kind="swift sft", args={**TRAIN_ARGS, "max_steps": 200},

@@ -28,6 +28,7 @@ options:
       - The look ends early when a C(last-checkpoint) link differs from O(known_links): a checkpoint just became
         complete, and the watch copies it without waiting for the rest of the round.
   known_links: {type: dict, default: {}, description: The RV(last_checkpoints) of the previous look.}
+  count: {type: path, description: "A file whose complete non-blank lines to count (a data-parallel job's answers)."}
 """
 
 RETURN = r"""
@@ -48,6 +49,7 @@ checkpoints:
   type: list
   elements: dict
   returned: always
+counted: {description: "The complete non-blank lines of O(count), after the look (0 without the file)", type: int, returned: always}
 last_checkpoints:
   description: "With O(checkpoints): run directory (relative) -> the checkpoint its last-checkpoint link names"
   type: dict
@@ -160,6 +162,22 @@ def list_checkpoints(root):
     return found, links
 
 
+def count_lines(path):
+    """Complete (newline-ended) non-blank lines, read in blocks: answer files can be large."""
+    count, pending = 0, False
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                for line in block.split(b"\n")[:-1]:
+                    pending = pending or bool(line.strip())
+                    count += pending
+                    pending = False
+                pending = pending or bool(block.rsplit(b"\n", 1)[-1].strip())
+    except OSError:
+        return 0
+    return count
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -171,6 +189,7 @@ def main():
             "tail": {"type": "int", "default": 0},
             "checkpoints": {"type": "path"},
             "known_links": {"type": "dict", "default": {}},
+            "count": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -198,6 +217,7 @@ def main():
         latest=progress[-1] if progress else last,
         offset=offset,
         tail=last_lines(p["log"], p["tail"]) if p["tail"] > 0 else [],
+        counted=count_lines(p["count"]) if p["count"] else 0,
         checkpoints=checkpoints,
         last_checkpoints=links,
         **state,

@@ -1,5 +1,5 @@
 """`swift infer` on both nodes of the rehearsal cluster: each answers its half of 40 rows, the answers come back
-as one file with every row once, in input order; a re-run keeps a node's complete answers and redoes the other's."""
+as one file with every row once, in input order, and the watch counts them; a re-run answers only what is left."""
 
 import json
 from pathlib import Path
@@ -23,7 +23,7 @@ def test_infer_shares_the_rows_over_both_nodes_and_joins_them_in_input_order(ins
     rows_file.write_text("".join(json.dumps(row) + "\n" for row in inputs))
     job = installed.job(
         name="tiny-infer", kind="swift infer", model=str(installed.tiny / "model"), val_datasets=[str(rows_file)],
-        args={**CPU_ARGS, "infer_backend": "transformers", "max_new_tokens": 4}, env={"CUDA_VISIBLE_DEVICES": ""},
+        args={**CPU_ARGS, "infer_backend": "transformers", "max_new_tokens": 4, "write_batch_size": 5}, env={"CUDA_VISIBLE_DEVICES": ""},
     )  # fmt: skip
     result = installed.outputs / "tiny-infer" / "output" / "result.jsonl"
 
@@ -33,6 +33,7 @@ def test_infer_shares_the_rows_over_both_nodes_and_joins_them_in_input_order(ins
     run = installed.play("infer.yml", job)
     print(f"infer.yml (2 nodes, 40 rows): {run.seconds:.0f} s")
     assert run.rc == 0, run.output[-5000:]
+    assert "answered 40/40 rows" in run.output  # the watch's count of the answers on the nodes
     assert f"job tiny-infer: 40 answers to 40 rows, in input order: {result}" in run.output
     first = answers()
     assert _asked(first) == _asked(inputs)  # every row once, in the input's order
@@ -44,15 +45,14 @@ def test_infer_shares_the_rows_over_both_nodes_and_joins_them_in_input_order(ins
         )
         assert _asked([json.loads(x) for x in share]) == _asked(inputs[lo:hi])
 
-    # Node 1's answers stop halfway, as a run killed mid-way leaves them; the re-run answers node 1's share only.
+    # Node 1's answers stop after 9 rows, as a run killed mid-way leaves them: the re-run answers its 11 others.
     installed.node(1, "sed", "-i", "10,$d", f"{JOB_DIR}/output/result.jsonl")
     again = installed.play("infer.yml", job)
     assert again.rc == 0, again.output[-5000:]
-    assert "rows 0-20: 20 answers already in output/result.jsonl; not run again" in installed.node(
-        0, "cat", f"{JOB_DIR}/rank0.log"
-    )
-    log1 = installed.node(1, "cat", f"{JOB_DIR}/rank1.log")
-    assert (
-        "rows 20-40: 9 of 20 answers in output/result.jsonl (an earlier run stopped): answering again" in log1
+    assert "answered 40/40 rows" in again.output
+    log0 = installed.node(0, "cat", f"{JOB_DIR}/rank0.log")
+    assert "rows 0-20: 20 answers already in output/result.jsonl; not run again" in log0
+    assert "rows 20-40: 11 to answer (9 answered by an earlier run)" in installed.node(
+        1, "cat", f"{JOB_DIR}/rank1.log"
     )
     assert _asked(answers()) == _asked(inputs)

@@ -50,3 +50,11 @@ def test_progress_lines_are_summarized() -> None:
     summary = WATCH.summarize(PROGRESS)
     assert summary == "step 5/20  loss 5.844  grad_norm 1.108  learning_rate 8.536e-05  elapsed_time 1m 6s"
     assert WATCH.summarize("[INFO:swift] not a dict") == "[INFO:swift] not a dict"
+
+
+def test_counts_complete_answer_lines_across_blocks(tmp_path: Path) -> None:
+    answers = tmp_path / "result.jsonl"
+    assert WATCH.count_lines(str(answers)) == 0  # not written yet
+    row = b'{"response": "' + b"x" * 700_000 + b'"}\n'  # two rows span a 1 MiB block boundary
+    answers.write_bytes(row + b"\n" + row + b'{"response": "half')
+    assert WATCH.count_lines(str(answers)) == 2  # the blank line and the half-written row do not count

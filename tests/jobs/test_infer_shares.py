@@ -76,21 +76,19 @@ def test_the_rows_are_shared_in_order_and_each_node_cuts_its_own(tmp_path: Path)
     assert answered == [f"q{i}" for i in range(11)]  # every row once, in order
 
 
-def test_a_re_run_keeps_complete_answers_and_redoes_partial_ones(tmp_path: Path) -> None:
+def test_a_re_run_answers_only_the_rows_not_yet_answered(tmp_path: Path) -> None:
     src = _rows(tmp_path / "rows.jsonl", 0, 6)
-    result = tmp_path / "result.jsonl"
-    result.write_text('{"response": "a"}\n{"response": "b"}\n{"response": "c"}\n')
-    argv = ["3", "6", str(tmp_path / "share.jsonl"), str(result), str(src)]
-    assert shard_rows.main(argv) == shard_rows.ANSWERED
-    assert result.is_file() and not (tmp_path / "share.jsonl").exists()
-    result.write_text('{"response": "a"}\n')  # a run stopped after one answer: ms-swift would append to it
+    result, share = tmp_path / "result.jsonl", tmp_path / "share.jsonl"
+    argv = ["2", "6", str(share), str(result), str(src)]
+    # A run stopped after one write batch of answers, in the middle of the next line.
+    result.write_bytes(b'{"response": "a"}\n{"response": "b"}\n{"respon')
     assert shard_rows.main(argv) == 0
-    assert not result.exists()
-    assert [json.loads(x)["messages"][0]["content"] for x in (tmp_path / "share.jsonl").open()] == [
-        "q3",
-        "q4",
-        "q5",
-    ]
+    assert result.read_bytes() == b'{"response": "a"}\n{"response": "b"}\n'  # ms-swift appends the rest
+    assert [json.loads(x)["messages"][0]["content"] for x in share.open()] == ["q4", "q5"]
+    result.write_text('{"response": "a"}\n{"response": "b"}\n{"response": "c"}\n{"response": "d"}\n')
+    share.unlink()
+    assert shard_rows.main(argv) == shard_rows.ANSWERED
+    assert not share.exists()
 
 
 def test_split_is_contiguous_and_even() -> None:
@@ -115,7 +113,7 @@ def test_split_is_contiguous_and_even() -> None:
         (
             {"val_datasets": ["LOCAL"], "resume": "latest"},
             "resume",
-            "a re-run answers only the shares not finished",
+            "a re-run answers only the rows not yet answered",
         ),
         ({"val_datasets": ["LOCAL"], "output": "keep"}, "output", "joins the nodes' answers on this machine"),
     ],

@@ -312,7 +312,7 @@ def check(job: Job, source: str) -> None:
                     source,
                     field,
                     f"`{cmd}` is one process per node, each on its share of the rows, and a re-run answers "
-                    f"only the shares not finished: it takes no {field}",
+                    f"only the rows not yet answered: it takes no {field}",
                 )
         if job.output not in (None, "fetch"):
             _fail(source, "output", f"`{cmd}` joins the nodes' answers on this machine: output: fetch")

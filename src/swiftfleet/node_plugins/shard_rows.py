@@ -6,11 +6,12 @@ non-blank line, in the order the job lists its files).
 
     python shard_rows.py LO HI DEST RESULT SRC [SRC ...]
 
-Writes DEST (the share) and exits 0 for swift to run; exits ANSWERED when RESULT already holds one answer per row
-of the share (a re-run keeps a finished node's answers); removes a partial RESULT first (ms-swift appends to it).
+Writes DEST, the rows of the share not yet answered, and exits 0 for swift to run; exits ANSWERED when RESULT
+already holds one answer per row of the share. ms-swift appends each write batch of answers to RESULT (its
+result_path) in row order, so a run that stopped left the first answers of the share: a re-run keeps them and
+answers the rest (a half-written last line is cut off first).
 """
 
-import os
 import sys
 from collections.abc import Iterator
 
@@ -40,24 +41,32 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def answered(result: str) -> int:
+    """The complete answers in RESULT, after cutting off a half-written last line; 0 when there is no file."""
+    try:
+        with open(result, "r+b") as f:
+            data = f.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            if len(complete) < len(data):
+                f.truncate(len(complete))
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in complete.split(b"\n") if line.strip())
+
+
 def main(argv: list[str]) -> int:
     lo, hi, dest, result, *sources = argv
-    want = int(hi) - int(lo)
-    if os.path.exists(result):
-        with open(result, encoding="utf-8") as f:
-            have = sum(1 for line in f if line.strip())
-        if have == want:
-            print(f"rows {lo}-{hi}: {have} answers already in {result}; not run again")
-            return ANSWERED
-        os.remove(result)
-        print(
-            f"rows {lo}-{hi}: {have} of {want} answers in {result} (an earlier run stopped): answering again"
-        )
+    want, have = int(hi) - int(lo), answered(result)
+    if have >= want:
+        print(f"rows {lo}-{hi}: {have} answers already in {result}; not run again")
+        return ANSWERED
+    start = int(lo) + have
     with open(dest, "w", encoding="utf-8") as out:
         for i, line in enumerate(rows(sources)):
-            if int(lo) <= i < int(hi):
+            if start <= i < int(hi):
                 out.write(line)
-    print(f"rows {lo}-{hi}: {want} to answer")
+    earlier = f" ({have} answered by an earlier run)" if have else ""
+    print(f"rows {lo}-{hi}: {want - have} to answer{earlier}")
     return 0
 
 
