@@ -142,7 +142,7 @@ train: venv ## Train a job on the cluster (JOB=jobs/x.yml; ARGS="-e wait=false" 
 plot: venv ## A fetched training job's loss and learning-rate curves as outputs/NAME/curves.png (JOB=jobs/x.yml or its name)
 	swiftfleet plot $(JOB)
 
-status: ## Every rank's unit state and last progress line (JOB=...)
+status: ## Every rank's unit state, its node's load, memory and GPU use, and last progress line (JOB=...)
 logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100 -e fetch=true")
 stop: ## Stop a job on every rank (JOB=...; FORCE=1 also when someone else started it)
 infer: ## swift infer on every node (data-parallel): answers to outputs/NAME/output/result.jsonl in input order (JOB=jobs/infer.yml)

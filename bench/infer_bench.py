@@ -1,12 +1,14 @@
 """`swift infer` over 400 rows on 1 and on 2 local nodes: rows per second, wall time and CPU-seconds.
 
-    .venv/bin/python bench/infer_bench.py [--rows 400] [--nodes 1 2]
+    .venv/bin/python bench/infer_bench.py [--rows 400] [--nodes 1 2] [--threads N]
 
 Each size gets its own local cluster, set up with setup.yml, then runs infer.yml (the tiny model, transformers
 backend, 8 new tokens a row) once. Figures per size: the whole infer.yml (plan, staging, units, watch, fetch and
 join), rows/s over it, ms-swift's own samples/s summed over the nodes (model loading excluded), and the CPU-seconds
 of the controller and of the nodes. Local nodes share this machine's cores: two nodes cannot run twice as fast here,
-and the CPU-seconds show whether the work itself grew. Needs the controller ms-swift (.venv-swift).
+and the CPU-seconds show whether the work itself grew. --threads N gives each node's process N threads
+(OMP_NUM_THREADS), so that N x nodes <= cores compares sizes as a fleet would (each node its own processors);
+without it torch takes every core on every node. Needs the controller ms-swift (.venv-swift).
 """
 
 import argparse
@@ -42,7 +44,9 @@ def swift_samples_per_second(name: str, nodes: int) -> float:
     return total
 
 
-def bench_size(nodes: int, rows: Path, count: int, root: Path, tiny: Path) -> dict[str, float]:
+def bench_size(
+    nodes: int, rows: Path, count: int, root: Path, tiny: Path, threads: int | None
+) -> dict[str, float]:
     name = f"sfbinfer{nodes}"
     env = bench_env(root)
     meter = CpuMeter()
@@ -54,7 +58,8 @@ def bench_size(nodes: int, rows: Path, count: int, root: Path, tiny: Path) -> di
         ).stdout.split()  # fmt: skip
         meter.node_groups = [container_group(i) for i in ids]
         job = job_file(root, name="bench-infer", kind="swift infer", model=str(tiny / "model"),
-                       val_datasets=[str(rows)], env={"CUDA_VISIBLE_DEVICES": ""},
+                       val_datasets=[str(rows)],
+                       env={"CUDA_VISIBLE_DEVICES": "", **({"OMP_NUM_THREADS": str(threads)} if threads else {})},
                        args={**CPU_ARGS, "infer_backend": "transformers", "max_new_tokens": 8,
                              "write_batch_size": 50})  # fmt: skip
         before = meter.sample()
@@ -76,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of each node's swift infer")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sfbench-infer-") as tmp:
         root = Path(tmp)
@@ -87,7 +93,7 @@ def main() -> None:
         rows.write_text("".join(chat[i % len(chat)] + "\n" for i in range(opts.rows)))
         results = {}
         for nodes in opts.nodes:
-            results[nodes] = bench_size(nodes, rows, opts.rows, root, root / "tiny")
+            results[nodes] = bench_size(nodes, rows, opts.rows, root, root / "tiny", opts.threads)
             print(f"{nodes} node(s): {json.dumps(results[nodes])}", flush=True)
     from swiftfleet.table import render
 

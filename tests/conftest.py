@@ -1,11 +1,13 @@
 """Fixtures shared by every test directory."""
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,6 +28,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "swift" in item.keywords:
             item.add_marker(skip)
+
+
+def library_module(name: str) -> ModuleType:
+    """A module of playbooks/library (Ansible ships it to the hosts; the tests import it from its file)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "playbooks" / "library" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port(address: str = "127.0.0.1") -> int:

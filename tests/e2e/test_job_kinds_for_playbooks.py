@@ -65,7 +65,8 @@ def test_merge_lora_needs_adapters_and_takes_no_data(trained: Path) -> None:
         "job: checkpoint: `swift merge-lora` merges LoRA adapters into the model"
     )
     with pytest.raises(
-        SwiftfleetError, match=r"^job: datasets: `swift merge-lora` is one process on one node"
+        SwiftfleetError,
+        match=r"^job: datasets: `swift merge-lora` runs on rank 0 alone, it takes no datasets",
     ):
         _plan(name="m", kind="swift merge-lora", model=model, checkpoint="lora", datasets=["a/b"])
     with pytest.raises(SwiftfleetError, match=r"is not a `swift merge-lora` argument of ms-swift 4\.6\.0"):
@@ -139,3 +140,46 @@ def test_an_eval_sets_local_directory_goes_up_with_the_job_and_the_key_to_its_un
         _plan(name="ev", kind="swift eval", model="tiny",
               args={"eval_url": "http://10.0.0.1:8000/v1",
                     "eval_dataset_args": {"general_mcq": {"local_path": str(tmp_path / "none")}}})  # fmt: skip
+
+
+GPU_NODES = [
+    plan.NodeInfo(f"gpu{i}", i, f"10.0.1.{10 + i}", "ubuntu", 8, 80, "p5.48xlarge") for i in range(2)
+]
+
+
+def test_megatron_export_is_torchrun_on_rank_0s_gpus_and_refused_on_cpu_nodes(tmp_path: Path) -> None:
+    """Asserted only (no GPU here): the rendered files of a conversion to Megatron-Core on a GPU cluster."""
+    job = {"name": "to-mcore", "kind": "megatron export", "model": "Qwen/Qwen2.5-7B-Instruct",
+           "args": {"to_mcore": True, "tensor_model_parallel_size": 2}}  # fmt: skip
+    job_plan = plan.build(spec.parse_job({"job": job}, "job"), GPU_NODES, "job")
+    assert (job_plan.playbook, job_plan.torchrun, job_plan.nnodes, job_plan.nproc_per_node) == (
+        "export",
+        True,
+        1,
+        8,
+    )
+    assert (job_plan.config["output_dir"], job_plan.config["exist_ok"], job_plan.fresh_output) == (
+        "output",
+        True,
+        True,
+    )
+    files = render.render_node(job_plan, 0)
+    node = job_plan.nodes[0]
+    assert 'exec "$swift_env/bin/megatron" export config.yaml' in files[f"{node.job_dir}/run.sh"]
+    env = files[f"{node.job_dir}/job.env"]
+    assert "NNODES=1\n" in env and "NODE_RANK=0\n" in env and "NPROC_PER_NODE=8\n" in env
+    assert 'MASTER_ADDR="10.0.1.10"\n' in env
+
+    cpu = [plan.NodeInfo(f"n{i}", i, f"10.0.0.{10 + i}", "root", 0, 0, "local") for i in range(2)]
+    with pytest.raises(SwiftfleetError) as err:
+        plan.build(spec.parse_job({"job": job}, "job"), cpu, "job")
+    assert str(err.value) == (
+        "job: kind: `megatron export` needs GPUs (Megatron-Core with transformer_engine), and the nodes have none "
+        "(make check counts each node's GPUs)"
+    )
+    with pytest.raises(
+        SwiftfleetError, match=r"^job: args: `megatron export` converts weights: to_mcore: true"
+    ):
+        spec.parse_job({"job": {**job, "args": {}}}, "job")
+    with pytest.raises(SwiftfleetError, match=r"^job: nodes: `megatron export` runs on one node"):
+        spec.parse_job({"job": {**job, "nodes": 2}}, "job")

@@ -5,6 +5,7 @@ any host is touched. The cluster is the session's (conftest.py)."""
 
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -260,6 +261,18 @@ def test_a_long_run_outlasts_one_watch_then_is_attached_and_stopped_at_its_time_
         -3000:
     ]
     assert installed.unit_states("tiny-limit") == ["active", "active"]
+
+    # status.yml while it runs: both nodes' load and memory (no GPU here, and it says so), rank 0's step and loss.
+    for _ in range(5):
+        status = installed.play("status.yml", job)
+        assert status.rc == 0, status.output[-3000:]
+        rows = [line for line in status.output.splitlines() if "swiftfleet-tiny-limit-rank" in line]
+        if len(rows) == 2 and "loss" in rows[0]:
+            break
+        time.sleep(3)
+    assert len(rows) == 2, status.output[-3000:]
+    assert all(re.search(r"load \d+\.\d/\d+ CPUs, memory \d+\.\d/\d+\.\d GiB, no GPU", r) for r in rows), rows
+    assert re.search(r"step \d+/5000 .*loss", rows[0]), rows
 
     # Whoever staged the job is recorded on every node; a running job someone else started is not stopped
     # without force (and no rank is stopped when that is refused).

@@ -1,24 +1,11 @@
 """The log reading of playbooks/library/swiftfleet_unit_watch.py (the watch loop's module), on real files:
 whole lines only, tqdm's carriage returns as line ends, the resume offset, a shrunk log, ms-swift's progress."""
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
-from tests.conftest import REPO
+from tests.conftest import library_module
 
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "watch", REPO / "playbooks/library/swiftfleet_unit_watch.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-WATCH = _module()
+WATCH = library_module("swiftfleet_unit_watch")
 PROGRESS = (
     "{'loss': '5.844', 'grad_norm': '1.108', 'learning_rate': '8.536e-05', "
     "'global_step/max_steps': '5/20', 'elapsed_time': '1m 6s'}"

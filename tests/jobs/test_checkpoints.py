@@ -2,14 +2,13 @@
 merged), what counts as arrived, the marker, and the newest complete checkpoint `resume: latest` takes; and the
 listing that playbooks/library/swiftfleet_unit_watch.py hands it, on a real directory tree."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from swiftfleet.jobs import checkpoints
-from tests.conftest import REPO
+from tests.conftest import library_module
 
 RUN = "v0-20261203-120000"
 PLAN: dict[str, Any] = {
@@ -124,12 +123,7 @@ def test_the_end_of_a_job_leaves_checkpoint_files_to_the_watch() -> None:
 
 
 def test_the_unit_watch_lists_checkpoints_and_links(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "watch", REPO / "playbooks/library/swiftfleet_unit_watch.py"
-    )
-    assert spec and spec.loader
-    watch = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(watch)
+    watch = library_module("swiftfleet_unit_watch")
     run = tmp_path / RUN
     (run / "checkpoint-3" / "global_step3").mkdir(parents=True)
     (run / "checkpoint-3" / "global_step3" / "shard.pt").write_bytes(b"12345")

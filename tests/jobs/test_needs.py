@@ -21,6 +21,7 @@ SHIPPED = {
     "infer": ["vllm"],
     "grpo-vllm": ["vllm", "deepspeed", "math-verify"],
     "lora-sft": [],
+    "megatron-export": ["megatron"],
     "megatron-moe-sft": ["megatron"],
     "merge-lora": [],
     "qlora": ["bnb"],

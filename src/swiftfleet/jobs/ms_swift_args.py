@@ -83,6 +83,15 @@ def string_to_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def is_on(value: object) -> bool:
+    """A boolean ms-swift argument as ms-swift's parser reads it (true, "yes", "y", 1, ...); not a boolean: False
+    (check_value refuses it)."""
+    try:
+        return string_to_bool(str(value))
+    except ValueError:
+        return False
+
+
 # type -> (argparse's type function, what a value must be, how the message names the type)
 _PARSERS: dict[str, tuple[Callable[[str], object], str, str]] = {
     "int": (int, "a whole number", "an int"),

@@ -62,14 +62,6 @@ def extra_table() -> dict[str, dict[str, Any]]:
     return stack.resolve_extras(yaml.safe_load(VARS_FILE.read_text())["ms_swift_extra_map"])
 
 
-def _on(value: object) -> bool:
-    """A boolean ms-swift argument as ms-swift's parser reads it (true, "yes", "y", 1, ...)."""
-    try:
-        return ms_swift_args.string_to_bool(str(value))
-    except ValueError:
-        return False  # not a boolean: check_value refuses it
-
-
 def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str, str]:
     """Each need of the job with the job field that brings it in ({"bnb": "args.quant_method"}), in rule order."""
     found: dict[str, str] = {}
@@ -81,8 +73,10 @@ def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str,
     if command.startswith("megatron "):
         need("megatron", "kind")
     # `swift export --to_mcore/--to_hf` converts weights with mcore-bridge and megatron-core.
-    if command == "swift export" and (_on(args.get("to_mcore")) or _on(args.get("to_hf"))):
-        need("megatron", "args.to_mcore" if _on(args.get("to_mcore")) else "args.to_hf")
+    if command == "swift export" and (
+        ms_swift_args.is_on(args.get("to_mcore")) or ms_swift_args.is_on(args.get("to_hf"))
+    ):
+        need("megatron", "args.to_mcore" if ms_swift_args.is_on(args.get("to_mcore")) else "args.to_hf")
     # --quant_method: the quantization backend (QUANT_NEEDS).
     method = args.get("quant_method")
     if method in QUANT_NEEDS:
@@ -93,13 +87,13 @@ def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str,
         need(BACKEND_NEEDS[backend], "args.infer_backend")
     # --use_vllm true (GRPO, GKD): colocate mode generates with vLLM in the trainers; server mode syncs weights
     # through vLLM's PyNcclCommunicator (swift/rlhf_trainers/vllm_client.py), so both need vllm.
-    if _on(args.get("use_vllm")):
+    if ms_swift_args.is_on(args.get("use_vllm")):
         need("vllm", "args.use_vllm")
     # --deepspeed zero2|zero3|<config>: DeepSpeed.
     if args.get("deepspeed"):
         need("deepspeed", "args.deepspeed")
     # --use_liger_kernel true: Liger's Triton kernels.
-    if _on(args.get("use_liger_kernel")):
+    if ms_swift_args.is_on(args.get("use_liger_kernel")):
         need("liger", "args.use_liger_kernel")
     # --attn_impl flash_attn|flash_attention_2: flash-attn 2 (ms-swift's AttnImpl.to_use_flash_attn).
     if args.get("attn_impl") in {"flash_attn", "flash_attention_2"}:

@@ -469,15 +469,27 @@ class _Builder:
         return cfg
 
     def gpu_only(self, nodes: list[NodeInfo]) -> None:
-        """Every quant_method of `swift export` (awq, gptq, bnb, fp8) runs CUDA kernels: refused on CPU nodes."""
+        """Refused on CPU nodes: every quant_method of `swift export` (awq, gptq, bnb, fp8) runs CUDA kernels, and
+        `megatron export` builds Megatron-Core's model, which needs transformer_engine and CUDA."""
         method = self.job.args.get("quant_method")
-        if self.job.command != "swift export" or method is None or _visible_gpus(self.job, nodes) > 0:
+        if _visible_gpus(self.job, nodes) > 0:
             return
-        message = f"{method} quantization needs a GPU, and the nodes have none"
+        if self.job.command == "swift export" and method is not None:
+            where, message = (
+                "args.quant_method",
+                f"{method} quantization needs a GPU, and the nodes have none",
+            )
+        elif self.job.command == "megatron export":
+            where, message = (
+                "kind",
+                "`megatron export` needs GPUs (Megatron-Core with transformer_engine), and the nodes have none",
+            )
+        else:
+            return
         if nodes[0].instance_type == DRY_RUN_TYPE:
             self.notes.append(f"{message} in this dry run: run it on a GPU cluster")
         else:
-            raise self.fail("args.quant_method", f"{message} (make check counts each node's GPUs)")
+            raise self.fail(where, f"{message} (make check counts each node's GPUs)")
 
     def size(self, nodes: list[NodeInfo], nproc: int) -> None:
         job, args = self.job, self.job.args
@@ -602,7 +614,8 @@ def build(
     if API_KEY_ENV in job.env and job.command not in SERVED:
         raise b.fail(f"env.{API_KEY_ENV}", f"only {' and '.join(sorted(SERVED))} jobs use the API key")
     _check_needs(b, nodes, facts)
-    torchrun = job.is_training
+    b.gpu_only(nodes)
+    torchrun = job.runs_torchrun
     nproc = b.nproc(nodes) if torchrun else 1
     problem = arg_rules.check_steps(job.command, job.args) or arg_rules.check_quant(job.command, job.args)
     if problem:
@@ -620,7 +633,6 @@ def build(
         raise b.fail(*layout)
     config = b.config()
     shares = b.shares(config, len(nodes)) if job.command in DATA_PARALLEL else None
-    b.gpu_only(nodes)
     b.size(nodes, nproc)
     env, prefetch_env = hub_env(job, b.prefetch)
     program, sub = job.command.split(" ", 1)

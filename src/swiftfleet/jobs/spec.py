@@ -34,6 +34,7 @@ Kind = Literal[
     "swift export",
     "swift merge-lora",
     "swift infer",
+    "megatron export",
 ]
 TRAINING: frozenset[str] = frozenset(
     {"swift sft", "swift pt", "swift rlhf", "megatron sft", "megatron pt", "megatron rlhf"}
@@ -110,7 +111,12 @@ def token_kind(value: str) -> str | None:
 
 # `swift merge-lora` is export's merge as a command of its own (ms-swift 4.6.0 swift/cli/merge_lora.py parses
 # ExportArguments and runs export's merge_lora): one process on rank 0, as an export.
-EXPORTS: frozenset[str] = frozenset({"swift export", "swift merge-lora"})
+# `megatron export` (HF <-> Megatron-Core weights) runs under torchrun on rank 0's GPUs (swift/cli/main.py: every
+# megatron command does once NPROC_PER_NODE is set), its tensor/pipeline split fitting one node.
+EXPORTS: frozenset[str] = frozenset({"swift export", "swift merge-lora", "megatron export"})
+TORCHRUN: frozenset[str] = TRAINING | {"megatron export"}
+# What a one-node kind takes beyond its own arguments: an export's calibration set, megatron export's processes.
+ONE_NODE_TAKES = {"swift export": {"datasets"}, "megatron export": {"nproc_per_node"}}
 
 
 def job_name(text: str) -> str:
@@ -253,6 +259,10 @@ class Job(BaseModel):
         return self.kind in TRAINING
 
     @property
+    def runs_torchrun(self) -> bool:
+        return self.kind in TORCHRUN
+
+    @property
     def on_every_node(self) -> bool:
         """By default the job takes every node of the cluster (training: one torchrun group; infer: a share each)."""
         return self.kind in TRAINING or self.kind in DATA_PARALLEL
@@ -318,11 +328,19 @@ def check(job: Job, source: str) -> None:
             _fail(source, "output", f"`{cmd}` joins the nodes' answers on this machine: output: fetch")
     elif not job.is_training:
         for field in ("datasets", "val_datasets", "resume", "nproc_per_node", "recover"):
-            # An export's datasets are the calibration set of an awq/gptq quantization.
-            if getattr(job, field) and not (field == "datasets" and cmd == "swift export"):
-                _fail(source, field, f"`{cmd}` is one process on one node (no torchrun), it takes no {field}")
+            if getattr(job, field) and field not in ONE_NODE_TAKES.get(cmd, ()):
+                _fail(source, field, f"`{cmd}` runs on rank 0 alone, it takes no {field}")
         if job.nodes not in (None, 1):
             _fail(source, "nodes", f"`{cmd}` runs on one node (ms-swift serves one model per machine)")
+        if cmd == "megatron export" and not any(
+            ms_swift_args.is_on(job.args.get(k)) for k in ("to_mcore", "to_hf")
+        ):
+            _fail(
+                source,
+                "args",
+                "`megatron export` converts weights: to_mcore: true (the HF `model` to Megatron-Core) or "
+                "to_hf: true (args.mcore_model back to HF)",
+            )
     if job.recover and job.output not in (None, "fetch"):
         _fail(
             source, "recover", "a recovery resumes from the checkpoints copied to this machine: output: fetch"
