@@ -71,6 +71,13 @@ def test_nothing_to_plot_is_one_line(outputs: Path) -> None:
         curves.plot("quiet")
 
 
+def test_an_unwritable_place_is_one_line(outputs: Path) -> None:
+    _run(outputs / "tiny" / "output", "v0-20261204-120000", _row(1, 2, 3.0, 1e-4))
+    (outputs / "tiny" / curves.PNG_NAME).mkdir()  # a directory where the PNG goes
+    with pytest.raises(SwiftfleetError, match=r"^cannot write .*/tiny/curves\.png \(Is a directory\)$"):
+        curves.plot("tiny")
+
+
 def test_the_command_takes_a_job_file_or_a_name_and_nothing_else(outputs: Path, tmp_path: Path) -> None:
     _run(outputs / "tiny-lora" / "output", "v0-20261204-120000", _row(1, 2, 3.0, 1e-4), _row(2, 2, 2.0, 0.0))
     from_file = run_cli(

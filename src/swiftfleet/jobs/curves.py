@@ -92,7 +92,10 @@ def plot(job_name: str) -> tuple[Path, str]:
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     path = root / PNG_NAME
-    fig.savefig(path, dpi=100)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise SwiftfleetError(f"cannot write {path} ({exc.strerror})") from None
     steps = sorted(curves.loss)
     said = (
         f"loss and learning rate of {job_name!r}, steps {steps[0]}-{steps[-1]} ({len(steps)} logged) "
