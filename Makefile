@@ -153,21 +153,23 @@ status logs stop infer export deploy eval: venv
 	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(if $(and $(FORCE),$(filter stop,$@)),-e force=true,) $(ARGS)
 
 # The whole rehearsal on the local default cluster (CPU): each step is a real command a user runs.
-rehearsal: venv venv-swift dockerd ## Up, setup, tiny model, train (2 nodes), export, deploy, chat, eval
+rehearsal: venv venv-swift dockerd ## Up, setup, tiny model, train (2 nodes), plot, export, infer (2 nodes), deploy, chat, eval
 	@set -e; export SWIFT_API_KEY=$${SWIFT_API_KEY:-$$(python -c 'import secrets; print(secrets.token_hex(16))')}; \
 	step() { printf '\n== %s\n' "$$*"; }; \
-	step "1/8 cluster up"; swiftfleet cluster up $(CONFIG_ARG); \
+	step "1/10 cluster up"; swiftfleet cluster up $(CONFIG_ARG); \
 	inventory=$$($(CLUSTER_INVENTORY) "$(CLUSTER)"); \
-	step "2/8 setup (uv, ms-swift, evalscope on every node)"; \
+	step "2/10 setup (uv, ms-swift, evalscope on every node)"; \
 	ansible-playbook -i "$$inventory" playbooks/setup.yml -e '{"ms_swift_extras": ["eval"]}'; \
-	step "3/8 tiny model and data (no download)"; \
+	step "3/10 tiny model and data (no download)"; \
 	$(VENV_SWIFT)/bin/python tests/jobs/make_tiny_model.py build/tiny; \
 	python tests/e2e/make_eval_set.py build/tiny/eval.jsonl build/tiny/evalset; \
-	step "4/8 train LoRA on every node"; ansible-playbook -i "$$inventory" playbooks/train.yml -e @jobs/tiny-lora.yml; \
-	step "5/8 export: merge the LoRA"; ansible-playbook -i "$$inventory" playbooks/export.yml -e @jobs/rehearsal/tiny-merge.yml; \
-	step "6/8 deploy"; ansible-playbook -i "$$inventory" playbooks/deploy.yml -e @jobs/rehearsal/tiny-server.yml; \
+	step "4/10 train LoRA on every node"; ansible-playbook -i "$$inventory" playbooks/train.yml -e @jobs/tiny-lora.yml; \
+	step "5/10 plot the loss and learning rate"; swiftfleet plot jobs/tiny-lora.yml; \
+	step "6/10 export: merge the LoRA"; ansible-playbook -i "$$inventory" playbooks/export.yml -e @jobs/rehearsal/tiny-merge.yml; \
+	step "7/10 batch inference on every node"; ansible-playbook -i "$$inventory" playbooks/infer.yml -e @jobs/rehearsal/tiny-infer.yml; \
+	step "8/10 deploy"; ansible-playbook -i "$$inventory" playbooks/deploy.yml -e @jobs/rehearsal/tiny-server.yml; \
 	rank0=$$(python -c 'import sys, yaml; inv = yaml.safe_load(open(sys.argv[1]))["all"]["children"]; \
 	  print(next(iter(inv.values()))["vars"]["master_addr"])' "$$inventory"); \
-	step "7/8 chat with http://$$rank0:8000/v1"; python tests/e2e/chat.py "http://$$rank0:8000/v1" tiny "alpha beta gamma"; \
-	step "8/8 eval"; ansible-playbook -i "$$inventory" playbooks/eval.yml -e @jobs/rehearsal/tiny-eval.yml; \
+	step "9/10 chat with http://$$rank0:8000/v1"; python tests/e2e/chat.py "http://$$rank0:8000/v1" tiny "alpha beta gamma"; \
+	step "10/10 eval"; ansible-playbook -i "$$inventory" playbooks/eval.yml -e @jobs/rehearsal/tiny-eval.yml; \
 	step "done: the server still runs (make stop JOB=jobs/rehearsal/tiny-server.yml); make cluster-down removes it all (it asks first while the server runs)"

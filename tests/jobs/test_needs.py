@@ -28,6 +28,7 @@ SHIPPED = {
     "quantize-awq": ["awq"],
     "tiny-lora": [],
     "rehearsal/tiny-eval": ["eval"],
+    "rehearsal/tiny-infer": [],
     "rehearsal/tiny-merge": [],
     "rehearsal/tiny-server": [],
 }
