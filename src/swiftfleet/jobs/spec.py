@@ -161,10 +161,21 @@ class Job(BaseModel):
     datasets: Annotated[
         list[str], Field(description="Local files, s3:// URIs or hub ids; `#N` samples N.")
     ] = []
-    val_datasets: list[str] = []
+    val_datasets: Annotated[
+        list[str],
+        Field(
+            description="A training job's validation rows; for `swift infer`, the rows to answer (local .jsonl "
+            "files, shared out over the nodes)."
+        ),
+    ] = []
     # strict: YAML's true is no node count (lax pydantic would read it as 1)
     nodes: Annotated[
-        int | None, Field(ge=1, strict=True, description="Default: every node of the inventory.")
+        int | None,
+        Field(
+            ge=1,
+            strict=True,
+            description="Default: every node of the inventory for training and swift infer, else rank 0 alone.",
+        ),
     ] = None
     nproc_per_node: Annotated[
         int | None, Field(ge=1, strict=True, description="Default: the GPUs each node has (1 on CPU nodes).")
