@@ -6,13 +6,15 @@ from typing import Any
 import pytest
 import yaml
 
-from swiftfleet.jobs.arg_rules import check_layout, check_steps
+from swiftfleet.jobs.arg_rules import check_layout, check_rollout, check_steps
 from tests.conftest import REPO
 
 
 def _check(command: str, args: dict[str, Any], nnodes: int = 2, nproc: int = 4, gpus: int = 4) -> Any:
-    return check_steps(command, args) or check_layout(
-        command, args, nnodes=nnodes, nproc_per_node=nproc, gpus_per_node=gpus
+    return (
+        check_steps(command, args)
+        or check_rollout(command, args)
+        or check_layout(command, args, nnodes=nnodes, nproc_per_node=nproc, gpus_per_node=gpus)
     )
 
 
@@ -82,3 +84,40 @@ def test_streaming_needs_a_step_count() -> None:
         in _check("megatron sft", {"streaming": True, "train_iters": 10, "save_strategy": "epoch"})[1]
     )
     assert _check("swift deploy", {"streaming": True}, nnodes=1, nproc=1) is None  # serving, no steps
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ({"vllm_mode": "colocate"}, ("args.vllm_mode", "vLLM rollouts need use_vllm: true")),
+        ({"use_vllm": True}, ("args.use_vllm", "say where vLLM runs: vllm_mode: colocate")),
+        (
+            {"use_vllm": "true", "vllm_mode": "server"},
+            ("args.vllm_mode", "server mode needs a running `swift rollout`"),
+        ),
+        (
+            {"use_vllm": True, "vllm_mode": "colocate", "async_generate": True},
+            ("args.async_generate", "async_generate needs vllm_mode: server"),
+        ),
+    ],
+)
+def test_grpo_rollouts_say_where_vllm_runs(args: dict[str, Any], problem: tuple[str, str]) -> None:
+    """What ms-swift 4.6.0 refuses or asserts at its start (rlhf_args.py:444-458), refused before any spend."""
+    found = check_rollout("swift rlhf", {"rlhf_type": "grpo", **args})
+    assert found is not None and found[0] == problem[0] and found[1].startswith(problem[1]), found
+
+
+def test_a_named_rollout_server_or_colocate_passes() -> None:
+    for args in (
+        {
+            "use_vllm": True,
+            "vllm_mode": "server",
+            "vllm_server_host": ["10.0.1.20"],
+            "vllm_server_port": [8000],
+        },
+        {"use_vllm": True, "vllm_mode": "server", "vllm_server_base_url": ["http://10.0.1.20:8000"]},
+        {"use_vllm": True, "vllm_mode": "colocate"},
+        {},
+    ):
+        assert check_rollout("swift rlhf", args) is None, args
+    assert check_rollout("swift sft", {"vllm_mode": "server"}) is None  # not rlhf: its own argument check

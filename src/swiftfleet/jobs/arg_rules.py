@@ -54,6 +54,33 @@ def check_steps(command: str, args: Mapping[str, Any]) -> Problem | None:
     return None
 
 
+def check_rollout(command: str, args: Mapping[str, Any]) -> Problem | None:
+    """vLLM rollouts of `swift rlhf` (GRPO and the other online kinds): swift/arguments/rlhf_args.py:444-458 (4.6.0)
+    refuses a vllm_mode without use_vllm and use_vllm without a vllm_mode, asserts a server in server mode, and
+    async_generate needs server mode. The kit starts no rollout server (yet): server mode names one."""
+    if command != "swift rlhf":
+        return None
+    use_vllm = ms_swift_args.is_on(args.get("use_vllm", False))
+    mode = args.get("vllm_mode")
+    if mode is not None and not use_vllm:
+        return "args.vllm_mode", "vLLM rollouts need use_vllm: true (ms-swift refuses vllm_mode without it)"
+    if use_vllm and mode is None:
+        return (
+            "args.use_vllm",
+            "say where vLLM runs: vllm_mode: colocate (in the training processes) or server",
+        )
+    server = args.get("vllm_server_host") is not None or args.get("vllm_server_base_url") is not None
+    if use_vllm and mode == "server" and not server:
+        return "args.vllm_mode", (
+            "server mode needs a running `swift rollout`: set vllm_server_host (its private IP) and "
+            "vllm_server_port, or vllm_server_base_url; the kit starts no rollout server, so else use "
+            "vllm_mode: colocate"
+        )
+    if ms_swift_args.is_on(args.get("async_generate", False)) and mode != "server":
+        return "args.async_generate", "async_generate needs vllm_mode: server (ms-swift's rule)"
+    return None
+
+
 def check_quant(command: str, args: Mapping[str, Any]) -> Problem | None:
     """Quantizing on load: swift/arguments/base_args/quant_args.py:46-57 (4.6.0) wants quant_bits for bnb, hqq,
     eetq and quanto, and bnb loads 4 or 8 bits only ("bnb not support quant_bits")."""

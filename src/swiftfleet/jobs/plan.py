@@ -617,7 +617,11 @@ def build(
     b.gpu_only(nodes)
     torchrun = job.runs_torchrun
     nproc = b.nproc(nodes) if torchrun else 1
-    problem = arg_rules.check_steps(job.command, job.args) or arg_rules.check_quant(job.command, job.args)
+    problem = (
+        arg_rules.check_steps(job.command, job.args)
+        or arg_rules.check_quant(job.command, job.args)
+        or arg_rules.check_rollout(job.command, job.args)
+    )
     if problem:
         raise b.fail(*problem)
     layout = arg_rules.check_layout(
