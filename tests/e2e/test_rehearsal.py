@@ -82,6 +82,8 @@ def test_lora_trains_across_both_nodes(installed: Rehearsal) -> None:
     print(f"train.yml (2 nodes, 6 steps): {run.seconds:.0f} s")
     assert run.rc == 0, run.output[-5000:]
     assert "step 6/6  loss" in run.output  # rank 0's progress, printed as it came
+    for rank in (0, 1):  # the watch's first round: every node's load and memory (no GPU here, and it says so)
+        assert re.search(rf"rank {rank}: load \d+\.\d/\d+ CPUs, memory [\d.]+/[\d.]+ GiB, no GPU", run.output)
     out = installed.outputs / "tiny-e2e"
     for rank in (0, 1):  # one process group of two: each rank's own log, fetched and tagged
         text = (out / f"rank{rank}.log").read_text()
