@@ -30,14 +30,13 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    text, counts, short = [], [], []
+    text, short = [], []
     for rank, (part, (lo, hi)) in enumerate(zip(p["parts"], p["bounds"], strict=True)):
         try:
             with open(part, encoding="utf-8") as f:
                 lines = [line.rstrip("\n") + "\n" for line in f if line.strip()]
         except OSError as exc:
             module.fail_json(msg=f"rank {rank}'s answers {part}: cannot read them ({exc.strerror})")
-        counts.append(len(lines))
         if len(lines) != hi - lo:
             short.append(f"rank {rank} has {len(lines)} answers for rows {lo}-{hi}")
         text += lines
@@ -56,7 +55,6 @@ def main() -> None:
     module.exit_json(
         changed=changed,
         rows=len(text),
-        counts=counts,
         short=short,
         msg=f"{len(text)} answers to {total} rows, in input order: {p['dest']}"
         + (f" ({'; '.join(short)})" if short else ""),

@@ -14,6 +14,7 @@ answers the rest (a half-written last line is cut off first).
 
 import sys
 from collections.abc import Iterator
+from itertools import islice
 
 ANSWERED = 10
 
@@ -55,16 +56,13 @@ def answered(result: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    lo, hi, dest, result, *sources = argv
-    want, have = int(hi) - int(lo), answered(result)
+    lo, hi, dest, result, *sources = int(argv[0]), int(argv[1]), *argv[2:]
+    want, have = hi - lo, answered(result)
     if have >= want:
         print(f"rows {lo}-{hi}: {have} answers already in {result}; not run again")
         return ANSWERED
-    start = int(lo) + have
     with open(dest, "w", encoding="utf-8") as out:
-        for i, line in enumerate(rows(sources)):
-            if start <= i < int(hi):
-                out.write(line)
+        out.writelines(islice(rows(sources), lo + have, hi))
     earlier = f" ({have} answered by an earlier run)" if have else ""
     print(f"rows {lo}-{hi}: {want - have} to answer{earlier}")
     return 0
