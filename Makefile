@@ -145,7 +145,7 @@ plot: venv ## A fetched training job's loss and learning-rate curves as outputs/
 status: ## Every rank's unit state, its node's load, memory and GPU use, and last progress line (JOB=...)
 logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100 -e fetch=true")
 stop: ## Stop a job on every rank (JOB=...; FORCE=1 also when someone else started it)
-infer: ## swift infer on every node (data-parallel): answers to outputs/NAME/output/result.jsonl in input order (JOB=jobs/infer.yml)
+infer: ## swift infer|sample on every node (data-parallel): results to outputs/NAME/output/result.jsonl in input order (JOB=jobs/infer.yml, jobs/sample.yml)
 export: ## swift export|merge-lora on rank 0: merge LoRA, quantize (JOB=jobs/rehearsal/tiny-merge.yml, jobs/quantize-awq.yml)
 deploy: ## swift deploy as a service, health-checked; prints the URL (JOB=jobs/deploy.yml)
 eval: ## swift eval against a server or checkpoint; prints the scores (JOB=jobs/eval.yml)

@@ -1,18 +1,20 @@
 #!/usr/bin/python
-"""Ansible module (controller side): a data-parallel job's answers, fetched from every node, as one file in input
+"""Ansible module (controller side): a data-parallel job's results, fetched from every node, as one file in input
 order."""
 
 DOCUMENTATION = r"""
 module: swiftfleet_join_rows
-short_description: Join the nodes' answer files of a data-parallel job in rank order
+short_description: Join the nodes' result files of a data-parallel job in rank order
 description:
-  - Rank R answered rows O(bounds)[R] of the job's rows, in order, so the parts read in rank order are the rows'
-    order. Writes O(dest) (replaced whole, only when its content changes) and says how many answers each part
-    holds against its share; a short part (ms-swift skips a row it cannot encode) is reported, not hidden.
+  - Rank R did rows O(bounds)[R] of the job's rows, in order, so the parts read in rank order are the rows'
+    order. Writes O(dest) (replaced whole, only when its content changes). With O(one_per_row) (infer's answers)
+    it says how many each part holds against its share; a short part (ms-swift skips a row it cannot encode) is
+    reported, not hidden. Without it (sample: any number of sequences per row) it counts the lines.
 options:
-  parts: {type: list, elements: path, required: true, description: Each rank's fetched answers, rank order.}
+  parts: {type: list, elements: path, required: true, description: Each rank's fetched results, rank order.}
   bounds: {type: list, elements: list, required: true, description: "Each rank's share [lo, hi) (the plan's)."}
   dest: {type: path, required: true, description: The joined file.}
+  one_per_row: {type: bool, default: true, description: Each row has one result line.}
 """
 
 import os
@@ -26,6 +28,7 @@ def main() -> None:
             "parts": {"type": "list", "elements": "path", "required": True},
             "bounds": {"type": "list", "elements": "list", "required": True},
             "dest": {"type": "path", "required": True},
+            "one_per_row": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -36,8 +39,8 @@ def main() -> None:
             with open(part, encoding="utf-8") as f:
                 lines = [line.rstrip("\n") + "\n" for line in f if line.strip()]
         except OSError as exc:
-            module.fail_json(msg=f"rank {rank}'s answers {part}: cannot read them ({exc.strerror})")
-        if len(lines) != hi - lo:
+            module.fail_json(msg=f"rank {rank}'s results {part}: cannot read them ({exc.strerror})")
+        if p["one_per_row"] and len(lines) != hi - lo:
             short.append(f"rank {rank} has {len(lines)} answers for rows {lo}-{hi}")
         text += lines
     joined = "".join(text)
@@ -56,7 +59,8 @@ def main() -> None:
         changed=changed,
         rows=len(text),
         short=short,
-        msg=f"{len(text)} answers to {total} rows, in input order: {p['dest']}"
+        msg=f"{len(text)} {'answers to' if p['one_per_row'] else 'lines from'} {total} rows, in input order: "
+        f"{p['dest']}"
         + (f" ({'; '.join(short)})" if short else ""),
     )
 

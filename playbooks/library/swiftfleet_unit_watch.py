@@ -28,7 +28,8 @@ options:
       - The look ends early when a C(last-checkpoint) link differs from O(known_links): a checkpoint just became
         complete, and the watch copies it without waiting for the rest of the round.
   known_links: {type: dict, default: {}, description: The RV(last_checkpoints) of the previous look.}
-  count: {type: path, description: "A file whose complete non-blank lines to count (a data-parallel job's answers)."}
+  count: {type: path, description: "A data-parallel job's progress file: answers whose complete non-blank lines to count, or with O(count_batch) ms-swift sample's state."}
+  count_batch: {type: int, default: 0, description: "Rows per batch: O(count) is ms-swift sample's ckpt_state.json, whose index is the last batch done."}
 """
 
 RETURN = r"""
@@ -49,7 +50,7 @@ checkpoints:
   type: list
   elements: dict
   returned: always
-counted: {description: "The complete non-blank lines of O(count), after the look (0 without the file)", type: int, returned: always}
+counted: {description: "The rows done by O(count), after the look (0 without the file)", type: int, returned: always}
 last_checkpoints:
   description: "With O(checkpoints): run directory (relative) -> the checkpoint its last-checkpoint link names"
   type: dict
@@ -57,6 +58,7 @@ last_checkpoints:
 """
 
 import ast
+import json
 import os
 import re
 import time
@@ -162,12 +164,15 @@ def list_checkpoints(root):
     return found, links
 
 
-def count_lines(path):
-    """Complete (newline-ended) non-blank lines, read line by line: answer files can be large."""
+def count_done(path, batch):
+    """Rows done: the complete (newline-ended) non-blank lines, read line by line as answer files can be large; with
+    a batch, (index + 1) batches of ms-swift sample's {"index": last batch done}."""
     try:
         with open(path, "rb") as f:
+            if batch:
+                return (int(json.load(f)["index"]) + 1) * batch
             return sum(1 for line in f if line.endswith(b"\n") and line.strip())
-    except OSError:
+    except (OSError, ValueError, KeyError, TypeError):
         return 0
 
 
@@ -183,6 +188,7 @@ def main():
             "checkpoints": {"type": "path"},
             "known_links": {"type": "dict", "default": {}},
             "count": {"type": "path"},
+            "count_batch": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )
@@ -210,7 +216,7 @@ def main():
         latest=progress[-1] if progress else last,
         offset=offset,
         tail=last_lines(p["log"], p["tail"]) if p["tail"] > 0 else [],
-        counted=count_lines(p["count"]) if p["count"] else 0,
+        counted=count_done(p["count"], p["count_batch"]) if p["count"] else 0,
         checkpoints=checkpoints,
         last_checkpoints=links,
         **state,

@@ -41,7 +41,16 @@ def test_progress_lines_are_summarized() -> None:
 
 def test_counts_complete_answer_lines_across_blocks(tmp_path: Path) -> None:
     answers = tmp_path / "result.jsonl"
-    assert WATCH.count_lines(str(answers)) == 0  # not written yet
+    assert WATCH.count_done(str(answers), 0) == 0  # not written yet
     row = b'{"response": "' + b"x" * 700_000 + b'"}\n'  # two rows span a 1 MiB block boundary
     answers.write_bytes(row + b"\n" + row + b'{"response": "half')
-    assert WATCH.count_lines(str(answers)) == 2  # the blank line and the half-written row do not count
+    assert WATCH.count_done(str(answers), 0) == 2  # the blank line and the half-written row do not count
+
+
+def test_counts_the_batches_ms_swift_sample_has_done(tmp_path: Path) -> None:
+    state = tmp_path / "ckpt_state.json"
+    assert WATCH.count_done(str(state), 3) == 0  # not started
+    state.write_text('{"index": 4}')  # batches 0-4 done, 3 rows each
+    assert WATCH.count_done(str(state), 3) == 15
+    state.write_text('{"ind')  # read while ms-swift rewrites it: no count rather than a failed watch
+    assert WATCH.count_done(str(state), 3) == 0

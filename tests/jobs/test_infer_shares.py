@@ -1,5 +1,6 @@
-"""`swift infer` across nodes: the plan splits the rows (contiguous shares in rank order), run.sh cuts each node's
-share with node_plugins/shard_rows.py before swift runs, and a re-run keeps a node's complete answers."""
+"""`swift infer` and `swift sample` across nodes: the plan splits the rows (contiguous shares in rank order), run.sh
+cuts each node's share with node_plugins/shard_rows.py before swift runs, and a re-run keeps a node's complete
+results (unless the rows or arguments changed)."""
 
 import json
 import subprocess
@@ -79,7 +80,8 @@ def test_the_rows_are_shared_in_order_and_each_node_cuts_its_own(tmp_path: Path)
 def test_a_re_run_answers_only_the_rows_not_yet_answered(tmp_path: Path) -> None:
     src = _rows(tmp_path / "rows.jsonl", 0, 6)
     result, share = tmp_path / "result.jsonl", tmp_path / "share.jsonl"
-    argv = ["2", "6", str(share), str(result), str(src)]
+    argv = ["lines", "k1", "2", "6", str(share), str(result), str(src)]
+    assert shard_rows.main(argv) == 0  # the first run: the key is recorded
     # A run stopped after one write batch of answers, in the middle of the next line.
     result.write_bytes(b'{"response": "a"}\n{"response": "b"}\n{"respon')
     assert shard_rows.main(argv) == 0
@@ -87,8 +89,11 @@ def test_a_re_run_answers_only_the_rows_not_yet_answered(tmp_path: Path) -> None
     assert [json.loads(x)["messages"][0]["content"] for x in share.open()] == ["q4", "q5"]
     result.write_text('{"response": "a"}\n{"response": "b"}\n{"response": "c"}\n{"response": "d"}\n')
     share.unlink()
-    assert shard_rows.main(argv) == shard_rows.ANSWERED
+    assert shard_rows.main(argv) == shard_rows.DONE
     assert not share.exists()
+    # Other rows or arguments (another key): the answers of the earlier run are not kept.
+    assert shard_rows.main(["lines", "k2", *argv[2:]]) == 0
+    assert not result.exists() and len(share.read_text().splitlines()) == 4
 
 
 def test_split_is_contiguous_and_even() -> None:
@@ -107,15 +112,15 @@ def test_split_is_contiguous_and_even() -> None:
         ),
         ({"val_datasets": ["LOCAL#5"]}, "val_datasets", "(no hub id, s3:// or #N)"),
         ({"val_datasets": ["SMALL"]}, "nodes", "2 rows cannot be shared by 3 nodes: set nodes: 2 or fewer"),
-        ({}, "val_datasets", "`swift infer` needs the rows to answer: at least one val_datasets entry"),
-        ({"datasets": ["LOCAL"], "val_datasets": ["LOCAL"]}, "datasets", "answers the rows of val_datasets"),
+        ({}, "val_datasets", "`swift infer` needs the rows to work on: at least one val_datasets entry"),
+        ({"datasets": ["LOCAL"], "val_datasets": ["LOCAL"]}, "datasets", "takes its rows from val_datasets"),
         ({"val_datasets": ["LOCAL"], "nproc_per_node": 2}, "nproc_per_node", "one process per node"),
         (
             {"val_datasets": ["LOCAL"], "resume": "latest"},
             "resume",
-            "a re-run answers only the rows not yet answered",
+            "a re-run does only what is not yet done",
         ),
-        ({"val_datasets": ["LOCAL"], "output": "keep"}, "output", "joins the nodes' answers on this machine"),
+        ({"val_datasets": ["LOCAL"], "output": "keep"}, "output", "joins the nodes' results on this machine"),
     ],
 )
 def test_what_infer_refuses_is_one_line(

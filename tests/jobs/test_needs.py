@@ -25,6 +25,7 @@ SHIPPED = {
     "megatron-moe-sft": ["megatron"],
     "merge-lora": [],
     "qlora": ["bnb"],
+    "sample": ["vllm", "math-verify"],
     "quantize-awq": ["awq"],
     "tiny-lora": [],
     "rehearsal/tiny-eval": ["eval"],

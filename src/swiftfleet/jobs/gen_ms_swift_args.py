@@ -34,6 +34,9 @@ SWIFT_COMMANDS = {
     "swift eval": ("swift.arguments", "EvalArguments"),
     "swift export": ("swift.arguments", "ExportArguments"),
     "swift merge-lora": ("swift.arguments", "ExportArguments"),  # swift/cli/merge_lora.py: export's own class
+    "swift sample": ("swift.arguments", "SamplingArguments"),
+    "swift app": ("swift.arguments", "AppArguments"),
+    "swift web-ui": ("swift.arguments", "WebUIArguments"),
 }
 MEGATRON_COMMANDS = {
     "megatron sft": "MegatronSftArguments",

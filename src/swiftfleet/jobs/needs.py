@@ -85,6 +85,10 @@ def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str,
     backend = args.get("infer_backend", "transformers")
     if backend in BACKEND_NEEDS:
         need(BACKEND_NEEDS[backend], "args.infer_backend")
+    # --sampler_engine vllm|lmdeploy (swift sample; swift/pipelines/sampling/vanilla_sampler.py): that engine.
+    engine = args.get("sampler_engine", "transformers")
+    if engine in BACKEND_NEEDS:
+        need(BACKEND_NEEDS[engine], "args.sampler_engine")
     # --use_vllm true (GRPO, GKD): colocate mode generates with vLLM in the trainers; server mode syncs weights
     # through vLLM's PyNcclCommunicator (swift/rlhf_trainers/vllm_client.py), so both need vllm.
     if ms_swift_args.is_on(args.get("use_vllm")):
@@ -108,6 +112,9 @@ def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str,
     rewards = args.get("reward_funcs") or []
     if MATH_REWARDS.intersection([rewards] if isinstance(rewards, str) else rewards):
         need("math-verify", "args.reward_funcs")
+    # --orm_model accuracy|cosine (swift sample scores its samples with the same built-in rewards).
+    if args.get("orm_model") in MATH_REWARDS:
+        need("math-verify", "args.orm_model")
     # A Qwen-VL/Omni model: qwen_vl_utils, decord and torchvision (its ModelMeta.requires).
     if QWEN_VL.search(model):
         need("multimodal", "model")

@@ -5,6 +5,7 @@ hostvars, through the `swiftfleet_job_plan` filter), so a job is refused the sam
 is touched.
 """
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -30,7 +31,15 @@ from swiftfleet.jobs.plan_model import (
     Upload,
 )
 from swiftfleet.jobs.refs import LOCAL_PREFIXES, Ref, parse_dataset, parse_model
-from swiftfleet.jobs.spec import API_KEY_ENV, DATA_PARALLEL, EXPORTS, Job, playbook_of, serves_by_url
+from swiftfleet.jobs.spec import (
+    API_KEY_ENV,
+    DATA_PARALLEL,
+    EXPORTS,
+    ROWS_FIELD,
+    Job,
+    playbook_of,
+    serves_by_url,
+)
 from swiftfleet.node_plugins import shard_rows
 
 DEPLOY_PORT = 8000
@@ -396,16 +405,18 @@ class _Builder:
             cfg[arg] = [*([have] if isinstance(have, str) else have), value]
 
     def shares(self, cfg: dict[str, Any], nodes: int) -> Shares:
-        """A data-parallel job's rows split over its nodes: each answers lines [lo, hi) of its val_datasets read as
-        one list (node_plugins/shard_rows.py cuts them out on the node, and counts them here)."""
+        """A data-parallel job's rows split over its nodes: each does lines [lo, hi) of its rows field's files read
+        as one list (node_plugins/shard_rows.py cuts them out on the node, and counts them here)."""
+        cmd, field = self.job.command, ROWS_FIELD[self.job.command]
+        arg = field.removesuffix("s")  # ms-swift's argument: dataset, val_dataset
         paths = []
-        for text in self.job.val_datasets:
+        for text in getattr(self.job, field):
             ref = parse_dataset(text)
             path = Path(ref.path).expanduser()
             if ref.source != "local" or path.suffix != ".jsonl" or ref.samples:
                 raise self.fail(
-                    "val_datasets",
-                    f"{text!r}: `{self.job.command}` splits the rows over the nodes itself, so it takes local .jsonl "
+                    field,
+                    f"{text!r}: `{cmd}` splits the rows over the nodes itself, so it takes local .jsonl "
                     "files whole (no hub id, s3:// or #N)",
                 )
             paths.append(str(path))
@@ -414,16 +425,61 @@ class _Builder:
             raise self.fail(
                 "nodes", f"{total} rows cannot be shared by {nodes} nodes: set nodes: {total} or fewer"
             )
+        bounds = shard_rows.split(total, nodes)
+        sampling = cmd == "swift sample"
+        if sampling:
+            self.check_sample_batches(bounds)
+            self.sample_engine_template(cfg)
+            cfg.update(output_dir=str(Path(SHARE_RESULT).parent), output_file=Path(SHARE_RESULT).name)
+            cfg.update(resume=True, dataset_shuffle=False)
+        else:
+            cfg["result_path"] = SHARE_RESULT
+        sources, cfg[arg] = cfg[arg], [SHARE_ROWS]
+        key = hashlib.sha256(json.dumps([cfg, bounds], sort_keys=True).encode())
+        for source in paths:
+            key.update(Path(source).read_bytes())
         script, local = f"files/swiftfleet/{node_plugins.SHARD_ROWS.name}", outputs_dir(self.job.name)
         self.upload(node_plugins.SHARD_ROWS, script)
-        shares = Shares(
-            script=script, sources=cfg["val_dataset"], rows=SHARE_ROWS, result=SHARE_RESULT, total=total,
-            bounds=[list(b) for b in shard_rows.split(total, nodes)], answered_exit=shard_rows.ANSWERED,
+        return Shares(
+            script=script, mode="file" if sampling else "lines", key=key.hexdigest()[:16], sources=sources,
+            rows=SHARE_ROWS, result=SHARE_RESULT, total=total, bounds=[list(b) for b in bounds],
+            progress=str(Path(SHARE_RESULT).with_name(shard_rows.SAMPLE_CKPT)) if sampling else SHARE_RESULT,
+            done_exit=shard_rows.DONE, verb="sampled" if sampling else "answered",
+            batch=int(cfg.get("num_sampling_batch_size", 1)) if sampling else 0,
             fetched=[str(local / "shares" / f"rank{r}.jsonl") for r in range(nodes)],
             joined=str(local / SHARE_RESULT),
         )  # fmt: skip
-        cfg["val_dataset"], cfg["result_path"] = [SHARE_ROWS], SHARE_RESULT
-        return shares
+
+    def sample_engine_template(self, cfg: dict[str, Any]) -> None:
+        """ms-swift 4.6.0's sampler hands its template to TransformersEngine, which ignores it for a model path and
+        matches one again from its own template_type (swift/infer_engine/transformers_engine.py:101-103): a model
+        whose template ms-swift cannot guess fails there though the job names it. The engine gets the job's."""
+        if "template" not in cfg or cfg.get("sampler_engine", "transformers") != "transformers":
+            return
+        try:
+            kwargs = json.loads(cfg.get("engine_kwargs") or "{}")
+        except ValueError as exc:
+            raise self.fail("args.engine_kwargs", f"not JSON ({exc})") from None
+        if not isinstance(kwargs, dict):
+            raise self.fail("args.engine_kwargs", "a JSON object of the engine's keyword arguments")
+        kwargs.setdefault("template_type", cfg["template"])
+        cfg["engine_kwargs"] = json.dumps(kwargs)
+
+    def check_sample_batches(self, bounds: list[tuple[int, int]]) -> None:
+        """ms-swift 4.6.0 samples whole batches only (sampling.py run(): len(dataset) // num_sampling_batch_size),
+        so a share that is not a multiple of the batch would silently lose its last rows."""
+        batch = int(self.job.args.get("num_sampling_batch_size", 1))
+        if batch < 1:
+            raise self.fail("args.num_sampling_batch_size", f"{batch}: a batch holds 1 row or more")
+        lost = [(r, hi - lo) for r, (lo, hi) in enumerate(bounds) if (hi - lo) % batch]
+        if lost:
+            rank, rows = lost[0]
+            raise self.fail(
+                "args.num_sampling_batch_size",
+                f"{batch}: rank {rank}'s share of {rows} rows is not whole batches, and ms-swift samples whole "
+                f"batches only (its last {rows % batch} rows would be skipped); use a batch size that divides "
+                f"every share ({', '.join(str(hi - lo) for lo, hi in bounds)} rows), e.g. 1",
+            )
 
     def deploy_port(self) -> int:
         """The server's port: the job's, else the cluster's; where the cluster opens one port to clients, that one."""

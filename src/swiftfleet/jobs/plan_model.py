@@ -66,18 +66,23 @@ SHARE_RESULT = "output/result.jsonl"
 
 
 class Shares(_Plan):
-    """How a data-parallel job (`swift infer`) splits its rows: rank R answers lines bounds[R] = [lo, hi) of the
-    sources read as one list; the answers come back and are joined in rank order (input order)."""
+    """How a data-parallel job (`swift infer|sample`) splits its rows: rank R does lines bounds[R] = [lo, hi) of the
+    sources read as one list; the results come back and are joined in rank order (input order)."""
 
     script: str  # node_plugins/shard_rows.py in the job directory; run.sh runs it before swift
-    sources: list[str]  # the uploaded val_datasets, relative to the job directory
+    mode: Literal["lines", "file"]  # how a share is done and resumed (shard_rows.py)
+    key: str  # names the rows and arguments: a re-run with another drops the earlier results
+    sources: list[str]  # the uploaded rows files, relative to the job directory
     rows: str  # the node's share, written by the script
-    result: str  # the node's answers (ms-swift's result_path)
+    result: str  # the node's results (infer's result_path; sample's output_dir/output_file)
+    progress: str  # what the watch counts: infer's results, sample's state (its last batch done)
     total: int
     bounds: list[list[int]]
-    fetched: list[str]  # on the controller: each rank's answers, fetched
-    joined: str  # on the controller: every answer in input order (output/result.jsonl of the job's outputs)
-    answered_exit: int  # the script's exit status when the node's answers are already complete
+    fetched: list[str]  # on the controller: each rank's results, fetched
+    joined: str  # on the controller: every result in input order (output/result.jsonl of the job's outputs)
+    done_exit: int  # the script's exit status when the node's share is already done
+    verb: Literal["answered", "sampled"]  # what the watch says of the rows done
+    batch: int  # sample: rows per batch of its progress state; 0: progress counts lines
 
 
 class Output(_Plan):

@@ -34,16 +34,20 @@ Kind = Literal[
     "swift export",
     "swift merge-lora",
     "swift infer",
+    "swift sample",
     "megatron export",
 ]
 TRAINING: frozenset[str] = frozenset(
     {"swift sft", "swift pt", "swift rlhf", "megatron sft", "megatron pt", "megatron rlhf"}
 )
-# Each node of the job answers its own contiguous share of val_datasets' rows with one `swift infer` process, and
-# the shares' answers are joined in rank order. Not torchrun: ms-swift 4.6.0 gathers a torchrun infer's answers on
-# rank 0 with accelerate's gather_object, which without a GPU backend returns rank 0's own only (measured: 20 of 40
-# rows from 2 CPU ranks); separate shares also let a re-run skip the nodes that finished.
-DATA_PARALLEL: frozenset[str] = frozenset({"swift infer"})
+# Each node of the job answers its own contiguous share of the rows (the job field below; ms-swift's argument
+# without the s) with one process, and the shares' results are joined in rank order. Not torchrun: ms-swift 4.6.0
+# gathers a torchrun infer's answers on rank 0 with accelerate's gather_object, which without a GPU backend returns
+# rank 0's own only (measured: 20 of 40 rows from 2 CPU ranks); `swift sample` is never sharded by torchrun (its
+# data_range is one process's shard, and drops the last len % shards rows: swift/pipelines/sampling/sampling.py
+# _get_dataset). Separate shares also let a re-run skip the nodes that finished.
+ROWS_FIELD = {"swift infer": "val_datasets", "swift sample": "datasets"}
+DATA_PARALLEL: frozenset[str] = frozenset(ROWS_FIELD)
 # The environment the kit itself sets for torchrun and the hub; a job's env may not override it.
 KIT_ENV = frozenset({"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "USE_HF"})
 API_KEY_ENV = "SWIFT_API_KEY"
@@ -69,6 +73,19 @@ MANAGED_ARGS = {
     "swanlab_token": "a token goes in `env`, never in args: SWANLAB_API_KEY",
     "swanlab_secret": "a secret goes in `env`, never in args; ms-swift takes this one only as an argument, "
     "which would land in config.yaml and every rank's log",
+}
+# Arguments of one kind that the kit sets (or refuses), with why; other kinds take them as the user gives them.
+KIND_MANAGED_ARGS = {
+    "swift sample": {
+        "data_range": "the kit gives each node its share of the rows (ms-swift's data_range would drop the last "
+        "rows of an uneven split)",
+        "output_file": "the kit sets it (output/result.jsonl in the job directory); see `output`",
+        "resume": "the kit resumes a node's share that stopped, and skips a finished one",
+        "override_exist_file": "a re-run with the same rows and arguments skips a node's finished share; one "
+        "with other rows or arguments samples anew",
+        "dataset_shuffle": "the kit keeps the rows' order, so the joined result follows the input",
+        "num_sampling_batches": "it would cut every node's share, not the whole set: give the rows to sample",
+    },
 }
 # Names that hold secrets: env values masked in `swiftfleet render` output, nested args keys refused. Counts and
 # tokenizer settings (max_tokens, pad_token, TOKENIZERS_PARALLELISM, model_author) are not secrets;
@@ -129,10 +146,12 @@ def job_name(text: str) -> str:
 
 
 def playbook_of(kind: str) -> str:
-    """The playbook that runs a kind (playbooks/<it>.yml): train.yml every training kind, export.yml both exports,
-    the others their own."""
+    """The playbook that runs a kind (playbooks/<it>.yml): train.yml every training kind, export.yml the exports,
+    infer.yml the data-parallel kinds, the others their own."""
     if kind in TRAINING:
         return "train"
+    if kind in DATA_PARALLEL:
+        return "infer"
     return "export" if kind in EXPORTS else kind.split(" ", 1)[1]
 
 
@@ -321,22 +340,22 @@ def check(job: Job, source: str) -> None:
     if job.is_training and not job.datasets:
         _fail(source, "datasets", f"`{cmd}` needs at least one dataset")
     if cmd in DATA_PARALLEL:
-        if job.datasets:
-            _fail(source, "datasets", f"`{cmd}` answers the rows of val_datasets: put them there")
-        if not job.val_datasets:
-            _fail(
-                source, "val_datasets", f"`{cmd}` needs the rows to answer: at least one val_datasets entry"
-            )
+        rows_field = ROWS_FIELD[cmd]
+        other = "val_datasets" if rows_field == "datasets" else "datasets"
+        if getattr(job, other):
+            _fail(source, other, f"`{cmd}` takes its rows from {rows_field}: put them there")
+        if not getattr(job, rows_field):
+            _fail(source, rows_field, f"`{cmd}` needs the rows to work on: at least one {rows_field} entry")
         for field in ("resume", "recover", "nproc_per_node"):
             if getattr(job, field):
                 _fail(
                     source,
                     field,
-                    f"`{cmd}` is one process per node, each on its share of the rows, and a re-run answers "
-                    f"only the rows not yet answered: it takes no {field}",
+                    f"`{cmd}` is one process per node, each on its share of the rows, and a re-run does only "
+                    f"what is not yet done: it takes no {field}",
                 )
         if job.output not in (None, "fetch"):
-            _fail(source, "output", f"`{cmd}` joins the nodes' answers on this machine: output: fetch")
+            _fail(source, "output", f"`{cmd}` joins the nodes' results on this machine: output: fetch")
     elif not job.is_training:
         for field in ("datasets", "val_datasets", "resume", "nproc_per_node", "recover"):
             if getattr(job, field) and field not in ONE_NODE_TAKES.get(cmd, ()):
@@ -440,8 +459,9 @@ def _check_args(job: Job, source: str) -> None:
     known = ms_swift_args.names(cmd)
     for arg, value in job.args.items():
         where = f"args.{arg}"
-        if arg in MANAGED_ARGS and arg in known:
-            _fail(source, where, f"not allowed here: {MANAGED_ARGS[arg]}")
+        managed = {**MANAGED_ARGS, **KIND_MANAGED_ARGS.get(cmd, {})}
+        if arg in managed and arg in known:
+            _fail(source, where, f"not allowed here: {managed[arg]}")
         if arg not in known:
             _fail(source, where, ms_swift_args.unknown_arg_message(cmd, arg))
         if value is None:

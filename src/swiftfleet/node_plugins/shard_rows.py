@@ -1,22 +1,33 @@
 """One node's share of a data-parallel job's rows: lines [lo, hi) of the job's .jsonl files read as one list.
 
 Plain Python (no ms-swift, no swiftfleet): run.sh runs it on the node with the environment's Python before
-`swift infer`; the plan imports it to count the rows and split them, so both sides count the same rows (every
-non-blank line, in the order the job lists its files).
+`swift infer|sample`; the plan imports it to count the rows and split them, so both sides count the same rows
+(every non-blank line, in the order the job lists its files).
 
-    python shard_rows.py LO HI DEST RESULT SRC [SRC ...]
+    python shard_rows.py MODE KEY LO HI DEST RESULT SRC [SRC ...]
 
-Writes DEST, the rows of the share not yet answered, and exits 0 for swift to run; exits ANSWERED when RESULT
-already holds one answer per row of the share. ms-swift appends each write batch of answers to RESULT (its
-result_path) in row order, so a run that stopped left the first answers of the share: a re-run keeps them and
-answers the rest (a half-written last line is cut off first).
+Writes DEST, the rows of the share still to do, and exits 0 for swift to run; exits DONE when RESULT already holds
+the share's results. MODE says how a share is done and resumed:
+- lines (`swift infer`): ms-swift appends each write batch of answers to RESULT (its result_path) in row order, so
+  a run that stopped left the first answers of the share: a re-run keeps them and answers the rest (a half-written
+  last line is cut off first). Done when RESULT holds one answer per row.
+- file (`swift sample`): ms-swift writes RESULT (output_dir/output_file) only once the share is done, and resumes a
+  stopped one from its own state beside it (SAMPLE_STATE; `--resume true`), so DEST is the whole share every time.
+KEY names the plan's rows and arguments: when it differs from the earlier run's (DEST.key), that run's results are
+removed first, so a re-run with other rows or arguments does the share anew instead of keeping stale results.
 """
 
+import os
 import sys
 from collections.abc import Iterator
 from itertools import islice
 
-ANSWERED = 10
+DONE = 10
+MODES = ("lines", "file")
+# What `swift sample` keeps beside RESULT while it runs (swift/pipelines/sampling/sampling.py run()): its results
+# so far (RESULT + suffix) and the last batch done (ckpt_state.json in the output directory).
+SAMPLE_STATE = (".resume", ".tmp")
+SAMPLE_CKPT = "ckpt_state.json"
 
 
 def rows(paths: list[str]) -> Iterator[str]:
@@ -55,12 +66,53 @@ def answered(result: str) -> int:
     return sum(1 for line in complete.split(b"\n") if line.strip())
 
 
+def results_of(mode: str, result: str) -> list[str]:
+    """The files an earlier run of this share left."""
+    if mode == "lines":
+        return [result]
+    return [result, *(result + s for s in SAMPLE_STATE), os.path.join(os.path.dirname(result), SAMPLE_CKPT)]
+
+
+def forget_other_run(mode: str, key: str, dest: str, result: str) -> bool:
+    """Remove an earlier run's results when it had other rows or arguments; True when it did."""
+    try:
+        with open(dest + ".key", encoding="utf-8") as f:
+            earlier = f.read().strip()
+    except FileNotFoundError:
+        earlier = None
+    stale = earlier is not None and earlier != key
+    if stale or earlier is None:  # no key: results without one are from no known run
+        for path in results_of(mode, result):
+            if os.path.exists(path):
+                os.remove(path)
+                stale = True
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    with open(dest + ".key", "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+    return stale
+
+
 def main(argv: list[str]) -> int:
-    lo, hi, dest, result, *sources = int(argv[0]), int(argv[1]), *argv[2:]
+    mode, key, lo, hi, dest, result, *sources = argv[0], argv[1], int(argv[2]), int(argv[3]), *argv[4:]
+    if mode not in MODES:
+        raise SystemExit(f"mode {mode!r}: one of {', '.join(MODES)}")
+    if forget_other_run(mode, key, dest, result):
+        print(
+            f"rows {lo}-{hi}: the rows or arguments changed since the earlier run; its results were removed"
+        )
+    if mode == "file":
+        if os.path.exists(result):
+            print(f"rows {lo}-{hi}: done by an earlier run ({result}); not run again")
+            return DONE
+        resumed = os.path.exists(os.path.join(os.path.dirname(result), SAMPLE_CKPT))
+        with open(dest, "w", encoding="utf-8") as out:
+            out.writelines(islice(rows(sources), lo, hi))
+        print(f"rows {lo}-{hi}: {hi - lo} to sample" + (" (resuming the earlier run)" if resumed else ""))
+        return 0
     want, have = hi - lo, answered(result)
     if have >= want:
         print(f"rows {lo}-{hi}: {have} answers already in {result}; not run again")
-        return ANSWERED
+        return DONE
     with open(dest, "w", encoding="utf-8") as out:
         out.writelines(islice(rows(sources), lo + have, hi))
     earlier = f" ({have} answered by an earlier run)" if have else ""
