@@ -113,6 +113,12 @@ def table(rows: list[list[Any]], head: list[str]) -> str:
     return render(head, _plain(rows))
 
 
+def rows_done(counted_share: Any, verb: str) -> str:
+    """`[counted, [lo, hi]] | swiftfleet_rows_done(verb)`: a data-parallel rank's progress for the status table."""
+    counted, (lo, hi) = counted_share
+    return f"{counted}/{hi - lo} rows {verb}; "
+
+
 def torch_build(nvidia_smi_output: str, torch_version: str) -> dict[str, Any]:
     """`smi.stdout | swiftfleet_torch_build(torch_version)`: the torch CUDA build for a GPU node, from the
     compatibility table (swiftfleet.stack.choose_torch_build); `error` is one line, "" when a build fits."""
@@ -202,6 +208,7 @@ FILTERS = {
     "swiftfleet_cli_flags": cli_flags,
     "swiftfleet_job_plan": job_plan,
     "swiftfleet_table": table,
+    "swiftfleet_rows_done": rows_done,
     "swiftfleet_facts_file": facts_file,
     "swiftfleet_lock": lock,
     "swiftfleet_operator": operator,

@@ -43,7 +43,7 @@ TRAIN_ARGS = {
     "per_device_train_batch_size": 2,
     "logging_steps": 2,
 }
-SETUP_VARS = json.dumps({"ms_swift_extras": ["eval", "bnb"]})
+SETUP_VARS = json.dumps({"ms_swift_extras": ["eval", "bnb", "app"]})
 
 
 @dataclass

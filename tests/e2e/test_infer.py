@@ -56,3 +56,5 @@ def test_infer_shares_the_rows_over_both_nodes_and_joins_them_in_input_order(ins
         1, "cat", f"{JOB_DIR}/rank1.log"
     )
     assert _asked(answers()) == _asked(inputs)
+    status = installed.play("status.yml", job)  # each rank's rows done of its share, in the status table
+    assert status.rc == 0 and status.output.count("20/20 rows answered; ") == 2, status.output[-3000:]

@@ -51,3 +51,5 @@ def test_sample_shares_the_rows_over_both_nodes_and_resumes_a_stopped_share(inst
     assert "rows 20-40: 20 to sample (resuming the earlier run)" in log1
     assert "Loaded index_resume: 4" in log1  # ms-swift went on from its own state, not from the start
     assert asked() == expected
+    status = installed.play("status.yml", job)  # each rank's rows done, from ms-swift's state on its node
+    assert status.rc == 0 and status.output.count("20/20 rows sampled; ") == 2, status.output[-3000:]

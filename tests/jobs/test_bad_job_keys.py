@@ -13,7 +13,7 @@ from tests.test_cluster_file_errors import Tripwire, tripwire  # noqa: F401 (the
 
 JOB_KEYS = (
     "name, kind, rlhf_type, model, hub, datasets, val_datasets, nodes, nproc_per_node, args, env, output, resume, "
-    "recover, checkpoint, time_limit, master_port"
+    "rollout, recover, checkpoint, time_limit, master_port"
 )
 
 

@@ -10,16 +10,18 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from swiftfleet.jobs import needs
+from swiftfleet.jobs import needs, spec
 from tests.conftest import REPO, run_cli
 
 SHIPPED = {
+    "app": ["app", "vllm"],
     "deploy": ["vllm"],
     "dpo": [],
     "eval": ["eval"],
     "full-sft-deepspeed": ["deepspeed"],
     "infer": ["vllm"],
     "grpo-vllm": ["vllm", "deepspeed", "math-verify"],
+    "grpo-server": ["deepspeed", "math-verify"],
     "lora-sft": [],
     "megatron-export": ["megatron"],
     "megatron-moe-sft": ["megatron"],
@@ -54,6 +56,8 @@ def test_every_shipped_job_is_listed() -> None:
 def test_a_shipped_job_maps_to_its_needs(path: Path) -> None:
     job = yaml.safe_load(path.read_text())["job"]
     assert needs.job_needs(job["kind"], job.get("args", {}), job["model"]) == SHIPPED[_name(path)]
+    if "rollout" in job:  # the job's own rollout servers serve with vLLM
+        assert list(needs.of_job(spec.load_job(path))) == [*SHIPPED[_name(path)], "vllm"]
 
 
 @pytest.mark.parametrize(

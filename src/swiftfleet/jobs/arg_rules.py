@@ -54,11 +54,11 @@ def check_steps(command: str, args: Mapping[str, Any]) -> Problem | None:
     return None
 
 
-def check_rollout(command: str, args: Mapping[str, Any]) -> Problem | None:
+def check_rollout(command: str, args: Mapping[str, Any], served: bool = False) -> Problem | None:
     """vLLM rollouts of `swift rlhf` (GRPO and the other online kinds): swift/arguments/rlhf_args.py:444-458 (4.6.0)
     refuses a vllm_mode without use_vllm and use_vllm without a vllm_mode, asserts a server in server mode, and
-    async_generate needs server mode. The kit starts no rollout server (yet): server mode names one."""
-    if command != "swift rlhf":
+    async_generate needs server mode. `served`: the job's own rollout servers, for which the kit sets them all."""
+    if command != "swift rlhf" or served:
         return None
     use_vllm = ms_swift_args.is_on(args.get("use_vllm", False))
     mode = args.get("vllm_mode")
@@ -72,12 +72,26 @@ def check_rollout(command: str, args: Mapping[str, Any]) -> Problem | None:
     server = args.get("vllm_server_host") is not None or args.get("vllm_server_base_url") is not None
     if use_vllm and mode == "server" and not server:
         return "args.vllm_mode", (
-            "server mode needs a running `swift rollout`: set vllm_server_host (its private IP) and "
-            "vllm_server_port, or vllm_server_base_url; the kit starts no rollout server, so else use "
-            "vllm_mode: colocate"
+            "server mode needs a running `swift rollout`: let the job start it on its last node(s) with "
+            "`rollout: {nodes: 1}`, or name one with vllm_server_host (its private IP) and vllm_server_port, "
+            "or vllm_server_base_url"
         )
     if ms_swift_args.is_on(args.get("async_generate", False)) and mode != "server":
         return "args.async_generate", "async_generate needs vllm_mode: server (ms-swift's rule)"
+    return None
+
+
+def check_rollout_server(args: Mapping[str, Any]) -> Problem | None:
+    """What `swift rollout` refuses at start (swift/arguments/deploy_args.py RolloutArguments._check_args, 4.6.0)."""
+    if int(args.get("vllm_pipeline_parallel_size", 1)) > 1:
+        return (
+            "args.vllm_pipeline_parallel_size",
+            "swift rollout has no pipeline parallelism (ms-swift refuses it)",
+        )
+    if args.get("vllm_reasoning_parser") is not None:
+        return "args.vllm_reasoning_parser", "swift rollout takes no reasoning parser (ms-swift refuses it)"
+    if args.get("multi_turn_scheduler") and args.get("vllm_use_async_engine") is False:
+        return "args.vllm_use_async_engine", "a multi_turn_scheduler needs the async engine (ms-swift's rule)"
     return None
 
 

@@ -26,7 +26,7 @@ from packaging.version import InvalidVersion
 from swiftfleet import paths, stack
 from swiftfleet.errors import SwiftfleetError
 from swiftfleet.jobs import ms_swift_args
-from swiftfleet.jobs.spec import load_job
+from swiftfleet.jobs.spec import Job, load_job
 
 VARS_FILE = paths.REPO_ROOT / "roles" / "ms_swift" / "vars" / "main.yml"
 
@@ -69,6 +69,9 @@ def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str,
     def need(name: str, where: str) -> None:
         found.setdefault(name, where)
 
+    # `swift app` is ms-swift's Gradio chat.
+    if command == "swift app":
+        need("app", "kind")
     # Every `megatron` command runs Megatron-SWIFT: ms-swift[megatron] (megatron-core, mcore-bridge).
     if command.startswith("megatron "):
         need("megatron", "kind")
@@ -195,11 +198,19 @@ def refusal(
     )
 
 
+def of_job(job: Job) -> dict[str, str]:
+    """need_sources of a whole job: its command's, and vllm for its own rollout servers (they serve with vLLM; the
+    trainers sync weights to them through vLLM's communicator)."""
+    found = need_sources(job.command, job.args, job.model)
+    if job.rollout is not None:
+        found.setdefault("vllm", "rollout")
+    return found
+
+
 def job_file_needs(path: Path) -> list[str]:
     """The needs of a job file, checked as every command checks it, for `make setup JOB=...` (`swiftfleet
     needs`); an unavailable need is an error naming the field that brings it in."""
-    job = load_job(path)
-    found = need_sources(job.command, job.args, job.model)
+    found = of_job(load_job(path))
     for need, where in found.items():
         blocked = unavailable(need)
         if blocked:

@@ -26,6 +26,7 @@ from swiftfleet.jobs.plan_model import (
     Output,
     PlanNode,
     Prefetch,
+    RolloutPlan,
     Shares,
     Staging,
     Upload,
@@ -36,6 +37,7 @@ from swiftfleet.jobs.spec import (
     DATA_PARALLEL,
     EXPORTS,
     ROWS_FIELD,
+    SERVICES,
     Job,
     playbook_of,
     serves_by_url,
@@ -43,6 +45,9 @@ from swiftfleet.jobs.spec import (
 from swiftfleet.node_plugins import shard_rows
 
 DEPLOY_PORT = 8000
+APP_PORT = 7860  # `swift app`'s Gradio default (WebUIArguments.server_port)
+# What a service answers once it serves: the OpenAI API's model list, the Gradio page.
+HEALTH_PATHS = {"swift deploy": "/v1/models", "swift app": "/"}
 # ms-swift arguments that name what a job must carry to its nodes (4.6.0's names; tests check they exist).
 # Models, like the job's `model`: a hub id downloaded on every node before the launch, s3:// or a local directory.
 MODEL_ARGS = frozenset({"ref_model", "reward_model", "teacher_model"})
@@ -62,6 +67,12 @@ DIR_ARGS = frozenset(
 )
 # Kinds that serve a model or talk to a server: the API key (env SWIFT_API_KEY) is theirs.
 SERVED = frozenset({"swift deploy", "swift eval"})
+# The job arguments its rollout servers take too: what loads the model and encodes a prompt, the same on both sides.
+ROLLOUT_SHARED_ARGS = frozenset(
+    {"model_type", "model_revision", "torch_dtype", "template", "system", "max_length", "truncation_strategy"}
+)
+# What the trainers ask before they start (swift/rlhf_trainers/vllm_client.py check_server; rollout.py:764).
+ROLLOUT_HEALTH = "/health"
 SAVES_CHECKPOINTS = frozenset({"swift sft", "swift pt", "swift rlhf"})
 CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
 # A FILE_ARGS value ending so is a file name, never a preset: without ./ it would be looked for on the node.
@@ -231,6 +242,46 @@ class _Builder:
         if want > have:
             raise self.fail("nodes", f"the job wants {want} nodes, the cluster has {have}")
         return self.all_nodes[:want]
+
+    def trainers(self, nodes: list[NodeInfo]) -> list[NodeInfo]:
+        """The nodes that run the job's own command: all of them, but for a job's rollout servers on its last
+        nodes."""
+        servers = self.job.rollout.nodes if self.job.rollout else 0
+        if len(nodes) <= servers:
+            raise self.fail(
+                "nodes",
+                f"{len(nodes)} node(s) and rollout.nodes {servers} leave no trainer: the job's nodes count both",
+            )
+        return nodes[: len(nodes) - servers]
+
+    def rollout(self, cfg: dict[str, Any], servers: list[NodeInfo]) -> RolloutPlan | None:
+        """`swift rollout` on the server nodes, and the trainers pointed at their private IPs. The server loads the
+        job's model with the job's model and template arguments, so both sides encode prompts alike."""
+        rollout = self.job.rollout
+        if rollout is None:
+            return None
+        problem = arg_rules.check_layout(
+            "swift rollout",
+            rollout.args,
+            nnodes=1,
+            nproc_per_node=1,
+            gpus_per_node=_visible_gpus(self.job, servers),
+        ) or arg_rules.check_rollout_server(rollout.args)
+        if problem:
+            raise self.fail(f"rollout.{problem[0]}", problem[1])
+        port = int(rollout.args.get("port", DEPLOY_PORT))
+        known = ms_swift_args.names("swift rollout")
+        shared = {k: v for k, v in self.job.args.items() if k in ROLLOUT_SHARED_ARGS and k in known}
+        hosts = [n.private_ip for n in servers]
+        cfg.update(
+            use_vllm=True, vllm_mode="server", vllm_server_host=hosts, vllm_server_port=[port] * len(hosts)
+        )
+        return RolloutPlan(
+            config={"model": cfg["model"], **shared, **rollout.args, "host": "0.0.0.0", "port": port},
+            port=port,
+            hosts=hosts,
+            health=ROLLOUT_HEALTH,
+        )
 
     def nproc(self, nodes: list[NodeInfo]) -> int:
         counts = sorted({n.gpu_count for n in nodes})
@@ -522,11 +573,16 @@ class _Builder:
         if job.command == "swift deploy":
             cfg["host"] = "0.0.0.0"
             cfg["port"] = self.deploy_port()
+        if job.command == "swift app":
+            # The Gradio UI and the model server it starts (swift/pipelines/app/app.py) stay on the node's loopback.
+            cfg.update(server_name="127.0.0.1", host="127.0.0.1")
+            cfg["server_port"] = int(job.args.get("server_port", APP_PORT))
         return cfg
 
     def gpu_only(self, nodes: list[NodeInfo]) -> None:
-        """Refused on CPU nodes: every quant_method of `swift export` (awq, gptq, bnb, fp8) runs CUDA kernels, and
-        `megatron export` builds Megatron-Core's model, which needs transformer_engine and CUDA."""
+        """Refused on CPU nodes: every quant_method of `swift export` (awq, gptq, bnb, fp8) runs CUDA kernels,
+        `megatron export` builds Megatron-Core's model, which needs transformer_engine and CUDA, and GRPO server
+        mode's `swift rollout` serves with vLLM."""
         method = self.job.args.get("quant_method")
         if _visible_gpus(self.job, nodes) > 0:
             return
@@ -539,6 +595,12 @@ class _Builder:
             where, message = (
                 "kind",
                 "`megatron export` needs GPUs (Megatron-Core with transformer_engine), and the nodes have none",
+            )
+        elif self.job.rollout is not None:
+            where, message = (
+                "rollout",
+                "GRPO server mode needs GPUs: `swift rollout` serves with vLLM and the trainers sync their weights "
+                "to it over NCCL, and the nodes have none (on CPU nodes, train without use_vllm)",
             )
         else:
             return
@@ -635,7 +697,7 @@ def _check_needs(b: "_Builder", nodes: list[NodeInfo], facts: Mapping[str, NodeF
     """What the job needs beyond ms-swift (needs.py, from the role's table) against what setup installed on each
     node: refused before any upload, naming the field, the package and the fix. A dry run lists them."""
     job = b.job
-    sources = needs.need_sources(job.command, job.args, job.model)
+    sources = needs.of_job(job)
     table = needs.extra_table()
     for need, where in sources.items():
         blocked = needs.unavailable(need)
@@ -665,38 +727,41 @@ def build(
     Without facts, a dry run: the nodes as the roles' defaults would set them up."""
     b = _Builder(job, all_nodes, source)
     nodes = b.chosen_nodes()
+    trainers = b.trainers(nodes)
+    servers = nodes[len(trainers) :]
     facts = facts if facts is not None else facts_for(None, nodes, required=False)
     _check_stack(b, nodes, facts)
     if API_KEY_ENV in job.env and job.command not in SERVED:
         raise b.fail(f"env.{API_KEY_ENV}", f"only {' and '.join(sorted(SERVED))} jobs use the API key")
-    _check_needs(b, nodes, facts)
     b.gpu_only(nodes)
+    _check_needs(b, nodes, facts)
     torchrun = job.runs_torchrun
-    nproc = b.nproc(nodes) if torchrun else 1
+    nproc = b.nproc(trainers) if torchrun else 1
     problem = (
         arg_rules.check_steps(job.command, job.args)
         or arg_rules.check_quant(job.command, job.args)
-        or arg_rules.check_rollout(job.command, job.args)
+        or arg_rules.check_rollout(job.command, job.args, served=job.rollout is not None)
     )
     if problem:
         raise b.fail(*problem)
     layout = arg_rules.check_layout(
         job.command,
         job.args,
-        nnodes=len(nodes),
+        nnodes=len(trainers),
         nproc_per_node=nproc,
-        gpus_per_node=_visible_gpus(job, nodes),
+        gpus_per_node=_visible_gpus(job, trainers),
     )
     if layout and nodes[0].instance_type == DRY_RUN_TYPE:  # a layout for GPUs this dry run does not have
         b.notes.append(f"{layout[0]}: {layout[1]} in this dry run; check it against a real inventory")
     elif layout:
         raise b.fail(*layout)
     config = b.config()
+    rollout = b.rollout(config, servers)
     shares = b.shares(config, len(nodes)) if job.command in DATA_PARALLEL else None
-    b.size(nodes, nproc)
+    b.size(trainers, nproc)
     env, prefetch_env = hub_env(job, b.prefetch)
     program, sub = job.command.split(" ", 1)
-    out = job.output or ("fetch" if job.command != "swift deploy" else None)
+    out = job.output or ("fetch" if job.command not in SERVICES else None)
     served = job.command in SERVED
     plan_nodes = []
     for n in nodes:
@@ -717,12 +782,13 @@ def build(
             )
         if n.rank == 0 and len(nodes) > 1 and b.uploads:  # it serves the uploads to the others (staging)
             files.append(_node_file("job/stage_rsyncd.conf.j2", f"{job_dir}/stage-rsyncd.conf", f.job_user))
-        unit_template = "job/deploy.service.j2" if job.command == "swift deploy" else "job/run.service.j2"
+        unit_template = "job/deploy.service.j2" if job.command in SERVICES else "job/run.service.j2"
         files.append(_node_file(unit_template, f"/etc/systemd/system/{unit}", "root"))
         plan_nodes.append(
             PlanNode(
                 host=n.name,
                 rank=n.rank,
+                role="rollout" if n in servers else "train",
                 private_ip=n.private_ip,
                 user=f.job_user,
                 home=f.home,
@@ -748,8 +814,9 @@ def build(
         # of an export would keep the last one: run.sh empties output/ first.
         fresh_output=job.command in EXPORTS,
         shares=shares,
+        rollout=rollout,
         ms_swift=ms_swift_args.pinned_version(),
-        nnodes=len(nodes),
+        nnodes=len(trainers),
         nproc_per_node=nproc,
         master_addr=nodes[0].private_ip,
         master_port=job.master_port,
@@ -759,7 +826,9 @@ def build(
         config=config,
         env=env,
         api_key=str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
-        port=config.get("port"),
+        port=config.get("server_port" if job.command == "swift app" else "port"),
+        health=HEALTH_PATHS.get(job.command),
+        tunnel=job.command == "swift app",
         uploads=b.uploads,
         staging=staging(job.name, b.uploads, plan_nodes),
         downloads=[Download(**d) for d in b.downloads],

@@ -85,6 +85,17 @@ class Shares(_Plan):
     batch: int  # sample: rows per batch of its progress state; 0: progress counts lines
 
 
+class RolloutPlan(_Plan):
+    """GRPO server mode run by the kit: `swift rollout` on the job's last nodes (role rollout), started and
+    health-checked before the trainers, which reach them at hosts:port; stopped when the trainers end."""
+
+    config: dict[str, Any]  # the servers' config.yaml
+    subcommand: Literal["rollout"] = "rollout"  # what the servers run: `swift rollout config.yaml`
+    port: int
+    hosts: list[str]  # the servers' private IPs (the trainers' vllm_server_host)
+    health: str  # the path that answers 200 once a server serves
+
+
 class Output(_Plan):
     mode: Literal["fetch", "keep", "s3"] | None
     uri: str | None
@@ -93,7 +104,8 @@ class Output(_Plan):
 
 class PlanNode(_Plan):
     host: str
-    rank: int
+    rank: int  # the job's node index; torchrun's NODE_RANK on a trainer (the rollout nodes come last)
+    role: Literal["train", "rollout"]
     private_ip: str
     user: str  # the job user setup installed the stack for
     home: str
@@ -116,8 +128,9 @@ class JobPlan(_Plan):
     launcher: bool  # deploy/eval: one process via swift_launch.py (keeps the API key off the command line)
     fresh_output: bool  # run.sh empties output/ before the run
     shares: Shares | None  # a data-parallel job's split of its rows
+    rollout: RolloutPlan | None  # GRPO server mode: the rollout servers the job starts
     ms_swift: str
-    nnodes: int
+    nnodes: int  # torchrun's NNODES: the trainers (the job's nodes but its rollout servers)
     nproc_per_node: int
     master_addr: str
     master_port: int
@@ -127,7 +140,9 @@ class JobPlan(_Plan):
     config: dict[str, Any]
     env: dict[str, str]
     api_key: str | None = Field(repr=False)
-    port: int | None
+    port: int | None  # a service's (deploy, app) or an eval's server
+    health: str | None  # a service's path that answers 200 once it serves
+    tunnel: bool  # the service listens on its node's 127.0.0.1: reached through a printed SSH tunnel
     uploads: list[Upload]
     staging: Staging
     downloads: list[Download]

@@ -30,6 +30,7 @@ Kind = Literal[
     "megatron pt",
     "megatron rlhf",
     "swift deploy",
+    "swift app",
     "swift eval",
     "swift export",
     "swift merge-lora",
@@ -48,6 +49,13 @@ TRAINING: frozenset[str] = frozenset(
 # _get_dataset). Separate shares also let a re-run skip the nodes that finished.
 ROWS_FIELD = {"swift infer": "val_datasets", "swift sample": "datasets"}
 DATA_PARALLEL: frozenset[str] = frozenset(ROWS_FIELD)
+# Long-running services on rank 0, run by deploy.yml until stop.yml: the OpenAI-compatible server, and the Gradio
+# chat (ms-swift's web UI has no authentication: it listens on the node's 127.0.0.1, reached by an SSH tunnel).
+SERVICES: frozenset[str] = frozenset({"swift deploy", "swift app"})
+TUNNELED_UI = (
+    "the UI listens on 127.0.0.1 on its node, reached only through the SSH tunnel the kit prints (ms-swift's web UI "
+    "has no authentication)"
+)
 # The environment the kit itself sets for torchrun and the hub; a job's env may not override it.
 KIT_ENV = frozenset({"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "USE_HF"})
 API_KEY_ENV = "SWIFT_API_KEY"
@@ -85,6 +93,11 @@ KIND_MANAGED_ARGS = {
         "with other rows or arguments samples anew",
         "dataset_shuffle": "the kit keeps the rows' order, so the joined result follows the input",
         "num_sampling_batches": "it would cut every node's share, not the whole set: give the rows to sample",
+    },
+    "swift app": {
+        "server_name": TUNNELED_UI,
+        "share": "a public gradio.live link would open the UI to the internet: use the SSH tunnel the kit prints",
+        "host": "the app's own model server listens on 127.0.0.1 on its node",
     },
 }
 # Names that hold secrets: env values masked in `swiftfleet render` output, nested args keys refused. Counts and
@@ -147,12 +160,42 @@ def job_name(text: str) -> str:
 
 def playbook_of(kind: str) -> str:
     """The playbook that runs a kind (playbooks/<it>.yml): train.yml every training kind, export.yml the exports,
-    infer.yml the data-parallel kinds, the others their own."""
+    infer.yml the data-parallel kinds, deploy.yml the services, the others their own."""
     if kind in TRAINING:
         return "train"
     if kind in DATA_PARALLEL:
         return "infer"
+    if kind in SERVICES:
+        return "deploy"
     return "export" if kind in EXPORTS else kind.split(" ", 1)[1]
+
+
+# GRPO server mode run by the kit: the rlhf types ms-swift 4.6.0 serves from `swift rollout`
+# (swift/arguments/rlhf_args.py:13 rlhf_support_vllm_types), and the trainer arguments the kit then sets itself.
+ROLLOUT_TYPES = ("grpo", "gkd")
+ROLLOUT_MANAGED_ARGS = (
+    "vllm_server_host",
+    "vllm_server_port",
+    "vllm_server_base_url",
+    "vllm_server_group_port",
+)
+
+
+class Rollout(BaseModel):
+    """`swift rollout` servers on the job's last nodes; the trainers (the nodes before them) reach them by their
+    private IPs (vllm_server_host) after every server has answered its health check."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nodes: Annotated[
+        int, Field(ge=1, strict=True, description="How many of the job's nodes serve rollouts.")
+    ] = 1
+    args: Annotated[
+        dict[str, Any],
+        Field(
+            description="`swift rollout`'s own arguments (vllm_tensor_parallel_size, vllm_data_parallel_size, port, ...)."
+        ),
+    ] = {}
 
 
 class Job(BaseModel):
@@ -208,6 +251,13 @@ class Job(BaseModel):
         ),
     ] = None
     resume: Annotated[str | None, Field(description="`latest` or a local checkpoint directory.")] = None
+    rollout: Annotated[
+        Rollout | None,
+        Field(
+            description="GRPO/GKD in vLLM server mode as one job: `swift rollout` on the job's last `nodes`, "
+            "started and health-checked before the trainers, stopped with them."
+        ),
+    ] = None
     recover: Annotated[
         bool,
         Field(
@@ -339,6 +389,8 @@ def check(job: Job, source: str) -> None:
         _fail(source, "rlhf_type", f"only rlhf kinds take rlhf_type, not `{cmd}`")
     if job.is_training and not job.datasets:
         _fail(source, "datasets", f"`{cmd}` needs at least one dataset")
+    if job.rollout is not None:
+        _check_rollout(job, source)
     if cmd in DATA_PARALLEL:
         rows_field = ROWS_FIELD[cmd]
         other = "val_datasets" if rows_field == "datasets" else "datasets"
@@ -393,11 +445,47 @@ def check(job: Job, source: str) -> None:
         )
     _check_no_token(job, source)
     _check_no_secret_args(job, source)
-    if cmd == "swift deploy" and job.output is not None:
-        _fail(source, "output", "a deploy job has no output to collect")
-    if cmd == "swift deploy" and job.time_limit is not None:
+    if cmd in SERVICES and job.output is not None:
+        _fail(source, "output", f"a `{cmd}` job is a service: it has no output to collect")
+    if cmd in SERVICES and job.time_limit is not None:
         _fail(source, "time_limit", "a server runs until stop.yml (the cluster's ttl_hours bounds it)")
     _check_args(job, source)
+
+
+def _check_rollout(job: Job, source: str) -> None:
+    rollout = job.rollout
+    assert rollout is not None
+    if job.command != "swift rlhf" or job.rlhf_type not in ROLLOUT_TYPES:
+        _fail(
+            source,
+            "rollout",
+            f"rollout servers feed `swift rlhf` with rlhf_type {' or '.join(ROLLOUT_TYPES)} (vLLM server mode), "
+            f"not `{job.command}`" + (f" {job.rlhf_type}" if job.rlhf_type else ""),
+        )
+    if job.nodes is not None and job.nodes <= rollout.nodes:
+        _fail(
+            source,
+            "nodes",
+            f"{job.nodes} node(s) with rollout.nodes {rollout.nodes} leave no trainer: the job's nodes count both",
+        )
+    for arg in ROLLOUT_MANAGED_ARGS:
+        if arg in job.args:
+            _fail(
+                source, f"args.{arg}", "the kit points the trainers at the rollout nodes it starts (rollout)"
+            )
+    if "use_vllm" in job.args and not ms_swift_args.is_on(job.args["use_vllm"]):
+        _fail(
+            source,
+            "args.use_vllm",
+            "rollout servers are vLLM's: leave use_vllm out (the kit sets it) or true",
+        )
+    if job.args.get("vllm_mode", "server") != "server":
+        _fail(
+            source, "args.vllm_mode", "with rollout servers the mode is server: leave vllm_mode out or server"
+        )
+    if job.recover:
+        _fail(source, "recover", "a lost rollout node is not brought back: run the job again to resume it")
+    _check_arg_map("swift rollout", rollout.args, "rollout.args", source)
 
 
 def _walk(value: Any, where: str, key: object = None) -> Iterator[tuple[str, object, Any]]:
@@ -433,8 +521,10 @@ def _check_no_secret_args(job: Job, source: str) -> None:
     """A secret under a secret-looking key nested in args, or in a URL's user:password@, would be written to
     config.yaml. Top-level names are ms-swift's own arguments (max_new_tokens, ssl_keyfile are not secrets; the
     secret ones are in MANAGED_ARGS), so the name rule is for nested keys only."""
-    for arg, top in job.args.items():
-        for where, key, value in _walk(top, f"args.{arg}"):
+    tops = [(f"args.{a}", v) for a, v in job.args.items()]
+    tops += [(f"rollout.args.{a}", v) for a, v in (job.rollout.args.items() if job.rollout else ())]
+    for place, top in tops:
+        for where, key, value in _walk(top, place):
             if not isinstance(value, str) or not value:
                 continue
             if isinstance(key, str) and is_secret_name(key):
@@ -454,12 +544,13 @@ def _check_no_secret_args(job: Job, source: str) -> None:
                 )
 
 
-def _check_args(job: Job, source: str) -> None:
-    cmd = job.command
+def _check_arg_map(cmd: str, args: dict[str, Any], prefix: str, source: str) -> None:
+    """ms-swift arguments of `cmd` (a job's args, or its rollout's): known names, values of the pinned version's
+    types and choices, none of those the kit sets."""
     known = ms_swift_args.names(cmd)
-    for arg, value in job.args.items():
-        where = f"args.{arg}"
-        managed = {**MANAGED_ARGS, **KIND_MANAGED_ARGS.get(cmd, {})}
+    managed = {**MANAGED_ARGS, **KIND_MANAGED_ARGS.get(cmd, {})}
+    for arg, value in args.items():
+        where = f"{prefix}.{arg}"
         if arg in managed and arg in known:
             _fail(source, where, f"not allowed here: {managed[arg]}")
         if arg not in known:
@@ -469,6 +560,11 @@ def _check_args(job: Job, source: str) -> None:
         bad = ms_swift_args.check_value(cmd, arg, value)
         if bad:
             _fail(source, where, bad)
+
+
+def _check_args(job: Job, source: str) -> None:
+    cmd = job.command
+    _check_arg_map(cmd, job.args, "args", source)
     url = job.args.get("eval_url")
     if url is not None and not re.match(r"^https?://[^/\s]+(/[^\s]*)?/v1$", str(url)):
         _fail(
