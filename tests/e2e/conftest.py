@@ -60,6 +60,13 @@ class Rehearsal:
     def outputs(self) -> Path:
         return Path(self.env["SWIFTFLEET_OUTPUTS_DIR"])
 
+    def rows(self, name: str, count: int) -> tuple[Path, list[dict[str, Any]]]:
+        """The tiny chat set's first `count` rows, as a file of its own (a data-parallel job's input) and as read."""
+        inputs = [json.loads(line) for line in (self.tiny / "chat.jsonl").read_text().splitlines()[:count]]
+        path = self.root / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in inputs))
+        return path, inputs
+
     def job(self, **job: Any) -> Path:
         path = self.root / f"{job['name']}.yml"
         path.write_text(yaml.safe_dump({"job": job}))

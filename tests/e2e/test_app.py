@@ -1,6 +1,6 @@
-"""`swift app` on rank 0 of the rehearsal cluster: deploy.yml starts it as a service on the node's 127.0.0.1, checks
-its Gradio page, and prints an SSH tunnel; the printed command, run as printed, serves the page here; stop.yml
-stops it, and the node's network address never served it."""
+"""`swift app` and `swift web-ui` on rank 0 of the rehearsal cluster: deploy.yml starts each as a service on the
+node's 127.0.0.1, checks its Gradio page, and prints an SSH tunnel; the printed command, run as printed, serves the
+page here; stop.yml stops it, and the node's network address never served it."""
 
 import re
 import shlex
@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -33,17 +34,13 @@ def _wait_for_port(port: int, seconds: float = 20) -> None:
     raise AssertionError(f"the tunnel did not open 127.0.0.1:{port}")
 
 
-def test_app_serves_its_page_only_through_the_printed_tunnel_and_stops(installed: Rehearsal) -> None:
-    job = installed.job(
-        name="tiny-app", kind="swift app", model=str(installed.tiny / "model"),
-        # ms-swift 4.6.0's AppArguments looks the template's default system up without the given template, which
-        # the tiny model's config cannot settle: the job names its system prompt.
-        args={**CPU_ARGS, "infer_backend": "transformers", "system": "You are a tiny test model.",
-              "studio_title": "tiny", "server_port": PORT},
-        env={"CUDA_VISIBLE_DEVICES": ""},
-    )  # fmt: skip
+def _serves_only_through_the_tunnel_then_stops(
+    installed: Rehearsal, job: Path, name: str, title: str
+) -> None:
+    """deploy.yml starts it and prints the tunnel; the printed command, run as printed, serves the page here (not the
+    node's network address); stop.yml stops it."""
     run = installed.play("deploy.yml", job)
-    print(f"deploy.yml (swift app): {run.seconds:.0f} s")
+    print(f"deploy.yml ({name}): {run.seconds:.0f} s")
     assert run.rc == 0, run.output[-5000:]
     printed = re.search(
         r"Reach it through SSH: (ssh -N -L .+?) then open (http://127\.0\.0\.1:\d+/)", run.output
@@ -58,12 +55,29 @@ def test_app_serves_its_page_only_through_the_printed_tunnel_and_stops(installed
     try:
         _wait_for_port(PORT)
         page = _page(url)
-        assert "gradio" in page.lower() and "tiny" in page  # ms-swift's chat UI, with the job's title
+        assert "gradio" in page.lower() and title in page, page[:2000]
         stopped = installed.play("stop.yml", job)
         assert stopped.rc == 0, stopped.output[-3000:]
-        assert installed.unit_states("tiny-app")[0] in ("inactive", "failed")
+        assert installed.unit_states(name)[0] in ("inactive", "failed")
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             _page(url)  # the tunnel is still up, the UI behind it is gone
     finally:
         tunnel.terminate()
         tunnel.wait(timeout=10)
+
+
+def test_app_serves_its_page_only_through_the_printed_tunnel_and_stops(installed: Rehearsal) -> None:
+    job = installed.job(
+        name="tiny-app", kind="swift app", model=str(installed.tiny / "model"),
+        # ms-swift 4.6.0's AppArguments looks the template's default system up without the given template, which
+        # the tiny model's config cannot settle: the job names its system prompt.
+        args={**CPU_ARGS, "infer_backend": "transformers", "system": "You are a tiny test model.",
+              "studio_title": "tiny", "server_port": PORT},
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    _serves_only_through_the_tunnel_then_stops(installed, job, "tiny-app", "tiny")
+
+
+def test_web_ui_serves_its_page_only_through_the_printed_tunnel_and_stops(installed: Rehearsal) -> None:
+    job = installed.job(name="tiny-web-ui", kind="swift web-ui", args={"lang": "en", "server_port": PORT})
+    _serves_only_through_the_tunnel_then_stops(installed, job, "tiny-web-ui", "SWIFT")

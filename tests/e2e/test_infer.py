@@ -18,9 +18,7 @@ def _asked(rows: list[dict]) -> list[list[dict]]:  # type: ignore[type-arg]
 
 
 def test_infer_shares_the_rows_over_both_nodes_and_joins_them_in_input_order(installed: Rehearsal) -> None:
-    rows_file = installed.root / "rows40.jsonl"
-    inputs = [json.loads(line) for line in (installed.tiny / "chat.jsonl").read_text().splitlines()[:40]]
-    rows_file.write_text("".join(json.dumps(row) + "\n" for row in inputs))
+    rows_file, inputs = installed.rows("rows40", 40)
     job = installed.job(
         name="tiny-infer", kind="swift infer", model=str(installed.tiny / "model"), val_datasets=[str(rows_file)],
         args={**CPU_ARGS, "infer_backend": "transformers", "max_new_tokens": 4, "write_batch_size": 5}, env={"CUDA_VISIBLE_DEVICES": ""},

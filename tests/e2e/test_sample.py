@@ -18,9 +18,7 @@ def _asked(row: dict) -> str:  # type: ignore[type-arg]
 
 
 def test_sample_shares_the_rows_over_both_nodes_and_resumes_a_stopped_share(installed: Rehearsal) -> None:
-    rows_file = installed.root / "sample40.jsonl"
-    inputs = [json.loads(line) for line in (installed.tiny / "chat.jsonl").read_text().splitlines()[:40]]
-    rows_file.write_text("".join(json.dumps(row) + "\n" for row in inputs))
+    rows_file, inputs = installed.rows("sample40", 40)
     job = installed.job(
         name="tiny-sample", kind="swift sample", model=str(installed.tiny / "model"), datasets=[str(rows_file)],
         args={**CPU_ARGS, "num_return_sequences": SEQUENCES, "max_new_tokens": 4}, env={"CUDA_VISIBLE_DEVICES": ""},

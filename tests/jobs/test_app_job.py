@@ -1,4 +1,4 @@
-"""`swift app` as a service: on rank 0's loopback only (ms-swift's web UI has no authentication), health-checked
+"""`swift app` and `swift web-ui` as services: on rank 0's loopback only (ms-swift's web UI has no authentication), health-checked
 on its Gradio page, reached through the SSH tunnel deploy.yml prints; what would open it to a network is refused."""
 
 from pathlib import Path
@@ -51,3 +51,29 @@ def test_what_the_app_refuses_is_one_line(
         _plan(tmp_path, **job)
     text = str(err.value)
     assert text.startswith(f"job: {where}: ") and message in text and "\n" not in text, text
+
+
+@pytest.mark.parametrize("port", [22, 80, 29500, 70000])
+def test_a_port_the_ui_cannot_or_must_not_take_is_refused(tmp_path: Path, port: int) -> None:
+    with pytest.raises(SwiftfleetError, match=rf"^job: args.server_port: {port}.*1024-65535"):
+        _plan(tmp_path, args={"server_port": port})
+
+
+def test_the_web_ui_takes_no_model_and_listens_on_the_node_loopback(tmp_path: Path) -> None:
+    job = spec.parse_job({"job": {"name": "ui", "kind": "swift web-ui", "args": {"lang": "en"}}}, "job")
+    job_plan = plan.build(job, plan.hypothetical_nodes(2), "job")
+    assert (job_plan.playbook, job_plan.port, job_plan.health, job_plan.tunnel) == ("deploy", 7860, "/", True)
+    assert job_plan.config == {"lang": "en", "server_name": "127.0.0.1", "server_port": 7860}
+    files = render.render_node(job_plan, 0)
+    assert 'exec "$swift_env/bin/swift" web-ui config.yaml' in files[f"{job_plan.nodes[0].job_dir}/run.sh"]
+    for field, value in (("model", str(tmp_path)), ("checkpoint", "./ckpt")):
+        with pytest.raises(
+            SwiftfleetError, match=rf"^job: {field}: the web UI picks its models in the browser"
+        ):
+            spec.parse_job({"job": {"name": "ui", "kind": "swift web-ui", field: value}}, "job")
+    with pytest.raises(SwiftfleetError, match=r"^job: model: `swift sft` needs a model"):
+        spec.parse_job({"job": {"name": "x", "kind": "swift sft", "datasets": ["a/b"]}}, "job")
+    with pytest.raises(
+        SwiftfleetError, match=r"^job: args.share: not allowed here: a public gradio.live link"
+    ):
+        spec.parse_job({"job": {"name": "ui", "kind": "swift web-ui", "args": {"share": True}}}, "job")

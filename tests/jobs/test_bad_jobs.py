@@ -187,7 +187,7 @@ CASES = [
     ),
     ("no-job-key", lambda d: sft(d)["job"], ["top-level `job:` key"]),
     ("name-bad", lambda d: sft(d, name="My Job"), ["name", "pattern"]),
-    ("job-not-a-mapping", lambda d: {"job": "hello"}, ["job: must be a mapping (name, kind, model, ...)"]),
+    ("job-not-a-mapping", lambda d: {"job": "hello"}, ["job: must be a mapping (name, kind, ...)"]),
     (
         "env-value-a-list",  # one problem, not one per member of str | int | float | bool
         lambda d: sft(d, env={"NCCL_DEBUG": ["WARN", "INFO"]}),

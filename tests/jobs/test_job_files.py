@@ -26,7 +26,8 @@ def test_every_kind_has_an_example() -> None:
     kinds = {yaml.safe_load(p.read_text())["job"]["kind"] for p in EXAMPLES}
     assert kinds == {
         "swift sft", "swift rlhf", "megatron sft", "swift deploy", "swift eval", "swift export", "swift merge-lora",
-        "swift infer", "swift sample", "swift app", "megatron export",
+        "swift infer", "swift sample", "swift app", "swift web-ui",
+        "megatron export",
     }  # fmt: skip
     assert len(EXAMPLES) >= 12
 

@@ -128,3 +128,9 @@ def test_the_engine_gets_the_job_template(tmp_path: Path) -> None:
     assert "engine_kwargs" not in _plan(tmp_path, args={"sampler_engine": "vllm", "template": "qwen"}).config
     with pytest.raises(SwiftfleetError, match=r"^job: args.engine_kwargs: not JSON"):
         _plan(tmp_path, args={"template": "qwen", "engine_kwargs": "{max_batch_size: 4"})
+
+
+@pytest.mark.parametrize("arg", ["num_sampling_batch_size", "num_return_sequences"])
+def test_no_rows_per_batch_or_sequences_per_row_is_refused(tmp_path: Path, arg: str) -> None:
+    with pytest.raises(SwiftfleetError, match=rf"^job: args.{arg}: .*>= 1"):
+        _plan(tmp_path, args={arg: 0})

@@ -115,6 +115,7 @@ _PORT = Bound(
     "server would take the port a training job's rank 0 listens on",
 )
 _AT_LEAST_ONE = Bound(lambda n: n >= 1, ">= 1", "each step needs at least one sample")
+_ROWS = Bound(lambda n: n >= 1, ">= 1", "a batch holds at least one row")
 # A parallel group of fewer than one GPU is no layout (megatron-core and vLLM divide by these sizes).
 _GROUP = Bound(lambda n: n >= 1, ">= 1", "a parallel group holds at least one GPU")
 # Values ms-swift accepts but that cannot train or serve, found before any node is paid for.
@@ -154,6 +155,9 @@ BOUNDS: dict[str, Bound] = {
         _GROUP,
     ),
     "port": _PORT,
+    "server_port": _PORT,  # swift app's Gradio
+    "num_sampling_batch_size": _ROWS,
+    "num_return_sequences": _ROWS,
     "vllm_server_port": _PORT,
     "vllm_server_group_port": _PORT,
 }

@@ -62,15 +62,16 @@ def extra_table() -> dict[str, dict[str, Any]]:
     return stack.resolve_extras(yaml.safe_load(VARS_FILE.read_text())["ms_swift_extra_map"])
 
 
-def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str, str]:
+def need_sources(command: str, args: Mapping[str, Any], model: str | None) -> dict[str, str]:
     """Each need of the job with the job field that brings it in ({"bnb": "args.quant_method"}), in rule order."""
     found: dict[str, str] = {}
+    model = model or ""  # the web UI names none
 
     def need(name: str, where: str) -> None:
         found.setdefault(name, where)
 
-    # `swift app` is ms-swift's Gradio chat.
-    if command == "swift app":
+    # `swift app` and `swift web-ui` are ms-swift's Gradio UIs.
+    if command in ("swift app", "swift web-ui"):
         need("app", "kind")
     # Every `megatron` command runs Megatron-SWIFT: ms-swift[megatron] (megatron-core, mcore-bridge).
     if command.startswith("megatron "):
@@ -130,7 +131,7 @@ def need_sources(command: str, args: Mapping[str, Any], model: str) -> dict[str,
     return found
 
 
-def job_needs(command: str, args: Mapping[str, Any], model: str) -> list[str]:
+def job_needs(command: str, args: Mapping[str, Any], model: str | None) -> list[str]:
     """The extras (keys of extra_table()) a job of this kind, with these ms-swift arguments and model, needs."""
     return list(need_sources(command, args, model))
 

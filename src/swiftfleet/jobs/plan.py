@@ -38,6 +38,7 @@ from swiftfleet.jobs.spec import (
     EXPORTS,
     ROWS_FIELD,
     SERVICES,
+    TUNNELED,
     Job,
     playbook_of,
     serves_by_url,
@@ -45,9 +46,9 @@ from swiftfleet.jobs.spec import (
 from swiftfleet.node_plugins import shard_rows
 
 DEPLOY_PORT = 8000
-APP_PORT = 7860  # `swift app`'s Gradio default (WebUIArguments.server_port)
+APP_PORT = 7860  # the Gradio UIs' default (WebUIArguments.server_port)
 # What a service answers once it serves: the OpenAI API's model list, the Gradio page.
-HEALTH_PATHS = {"swift deploy": "/v1/models", "swift app": "/"}
+HEALTH_PATHS = {"swift deploy": "/v1/models", "swift app": "/", "swift web-ui": "/"}
 # ms-swift arguments that name what a job must carry to its nodes (4.6.0's names; tests check they exist).
 # Models, like the job's `model`: a hub id downloaded on every node before the launch, s3:// or a local directory.
 MODEL_ARGS = frozenset({"ref_model", "reward_model", "teacher_model"})
@@ -520,8 +521,6 @@ class _Builder:
         """ms-swift 4.6.0 samples whole batches only (sampling.py run(): len(dataset) // num_sampling_batch_size),
         so a share that is not a multiple of the batch would silently lose its last rows."""
         batch = int(self.job.args.get("num_sampling_batch_size", 1))
-        if batch < 1:
-            raise self.fail("args.num_sampling_batch_size", f"{batch}: a batch holds 1 row or more")
         lost = [(r, hi - lo) for r, (lo, hi) in enumerate(bounds) if (hi - lo) % batch]
         if lost:
             rank, rows = lost[0]
@@ -546,8 +545,9 @@ class _Builder:
 
     def config(self) -> dict[str, Any]:
         job = self.job
-        model = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
-        cfg: dict[str, Any] = {"model": model}
+        cfg: dict[str, Any] = {}
+        if job.model is not None:  # none for the web UI
+            cfg["model"] = job.model if serves_by_url(job) else self.place(parse_model(job.model), "model")
         if job.rlhf_type:
             cfg["rlhf_type"] = job.rlhf_type
         for key, refs in (("dataset", job.datasets), ("val_dataset", job.val_datasets)):
@@ -573,9 +573,11 @@ class _Builder:
         if job.command == "swift deploy":
             cfg["host"] = "0.0.0.0"
             cfg["port"] = self.deploy_port()
-        if job.command == "swift app":
-            # The Gradio UI and the model server it starts (swift/pipelines/app/app.py) stay on the node's loopback.
-            cfg.update(server_name="127.0.0.1", host="127.0.0.1")
+        if job.command in TUNNELED:
+            # The Gradio UI (and the app's own model server: swift/pipelines/app/app.py) stay on the node's loopback.
+            cfg.update(
+                server_name="127.0.0.1", **({"host": "127.0.0.1"} if job.command == "swift app" else {})
+            )
             cfg["server_port"] = int(job.args.get("server_port", APP_PORT))
         return cfg
 
@@ -616,6 +618,8 @@ class _Builder:
             return
         if serves_by_url(job):
             self.notes.append("sizing skipped: eval against a running endpoint uses no GPU here")
+            return
+        if job.model is None:
             return
         params = sizing.parse_params(job.model)
         if params is None:
@@ -826,9 +830,9 @@ def build(
         config=config,
         env=env,
         api_key=str(job.env[API_KEY_ENV]) if API_KEY_ENV in job.env else None,
-        port=config.get("server_port" if job.command == "swift app" else "port"),
+        port=config.get("server_port" if job.command in TUNNELED else "port"),
         health=HEALTH_PATHS.get(job.command),
-        tunnel=job.command == "swift app",
+        tunnel=job.command in TUNNELED,
         uploads=b.uploads,
         staging=staging(job.name, b.uploads, plan_nodes),
         downloads=[Download(**d) for d in b.downloads],

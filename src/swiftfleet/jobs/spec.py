@@ -31,6 +31,7 @@ Kind = Literal[
     "megatron rlhf",
     "swift deploy",
     "swift app",
+    "swift web-ui",
     "swift eval",
     "swift export",
     "swift merge-lora",
@@ -51,7 +52,8 @@ ROWS_FIELD = {"swift infer": "val_datasets", "swift sample": "datasets"}
 DATA_PARALLEL: frozenset[str] = frozenset(ROWS_FIELD)
 # Long-running services on rank 0, run by deploy.yml until stop.yml: the OpenAI-compatible server, and the Gradio
 # chat (ms-swift's web UI has no authentication: it listens on the node's 127.0.0.1, reached by an SSH tunnel).
-SERVICES: frozenset[str] = frozenset({"swift deploy", "swift app"})
+SERVICES: frozenset[str] = frozenset({"swift deploy", "swift app", "swift web-ui"})
+TUNNELED: frozenset[str] = frozenset({"swift app", "swift web-ui"})
 TUNNELED_UI = (
     "the UI listens on 127.0.0.1 on its node, reached only through the SSH tunnel the kit prints (ms-swift's web UI "
     "has no authentication)"
@@ -93,6 +95,10 @@ KIND_MANAGED_ARGS = {
         "with other rows or arguments samples anew",
         "dataset_shuffle": "the kit keeps the rows' order, so the joined result follows the input",
         "num_sampling_batches": "it would cut every node's share, not the whole set: give the rows to sample",
+    },
+    "swift web-ui": {
+        "server_name": TUNNELED_UI,
+        "share": "a public gradio.live link would open the UI to the internet: use the SSH tunnel the kit prints",
     },
     "swift app": {
         "server_name": TUNNELED_UI,
@@ -213,12 +219,12 @@ class Job(BaseModel):
         ),
     ] = None
     model: Annotated[
-        str,
+        str | None,
         Field(
             description="Hub id (org/name), s3:// URI, or a local directory (/, ./ or ~); "
-            "for an eval with eval_url, the served model name."
+            "for an eval with eval_url, the served model name. Every kind but swift web-ui needs one."
         ),
-    ]
+    ] = None
     hub: Literal["modelscope", "huggingface"] = "modelscope"
     datasets: Annotated[
         list[str], Field(description="Local files, s3:// URIs or hub ids; `#N` samples N.")
@@ -370,7 +376,17 @@ def _fail(source: str, where: str, msg: str) -> NoReturn:
 def check(job: Job, source: str) -> None:
     """The checks that span fields; each failure is one line naming the field."""
     cmd = job.command
-    if not serves_by_url(job):
+    if cmd == "swift web-ui":
+        for field in ("model", "checkpoint"):
+            if getattr(job, field) is not None:
+                _fail(
+                    source, field, "the web UI picks its models in the browser (hub ids or paths on the node)"
+                )
+    elif job.model is None:
+        _fail(
+            source, "model", f"`{cmd}` needs a model: a hub id (org/name), an s3:// URI or a local directory"
+        )
+    elif not serves_by_url(job):
         try:
             parse_model(job.model)
         except ValueError as exc:
