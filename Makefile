@@ -147,7 +147,7 @@ logs: ## The last lines of every rank's log, tagged (JOB=...; ARGS="-e lines=100
 stop: ## Stop a job on every rank (JOB=...; FORCE=1 also when someone else started it)
 infer: ## swift infer|sample on every node (data-parallel): results to outputs/NAME/output/result.jsonl in input order (JOB=jobs/infer.yml, jobs/sample.yml)
 export: ## swift export|merge-lora on rank 0: merge LoRA, quantize (JOB=jobs/rehearsal/tiny-merge.yml, jobs/quantize-awq.yml)
-deploy: ## swift deploy as a service, health-checked; prints the URL (JOB=jobs/deploy.yml)
+deploy: ## swift deploy|app|web-ui as a service, health-checked; prints the URL, or the SSH tunnel to a UI (JOB=jobs/deploy.yml, jobs/app.yml)
 eval: ## swift eval against a server or checkpoint; prints the scores (JOB=jobs/eval.yml)
 status logs stop infer export deploy eval: venv
 	@$(PLAYBOOK) playbooks/$@.yml -e @$(JOB) $(if $(and $(FORCE),$(filter stop,$@)),-e force=true,) $(ARGS)

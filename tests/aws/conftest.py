@@ -174,6 +174,11 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
+        # One request per connection: the AWS SDKs reused kept-alive connections to this proxy and now and then
+        # read from one that had just closed ("use of closed network connection"), twice in a row in a CI run,
+        # past the provider's retries. A fresh loopback connection per call costs nothing.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 

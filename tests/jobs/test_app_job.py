@@ -27,7 +27,7 @@ def test_the_app_listens_on_the_node_loopback_and_is_health_checked_on_its_page(
     # The UI and the model server it starts for itself both stay on the node's 127.0.0.1.
     assert (cfg["server_name"], cfg["host"], cfg["server_port"]) == ("127.0.0.1", "127.0.0.1", 7870)
     unit = render.render_node(job_plan, 0)[f"/etc/systemd/system/{job_plan.nodes[0].unit}"]
-    assert "the Gradio chat on 127.0.0.1:7870" in unit and "Restart=on-failure" in unit
+    assert "a Gradio UI on 127.0.0.1:7870" in unit and "Restart=on-failure" in unit
     assert _plan(tmp_path).port == 7860  # Gradio's default
     assert needs.job_needs("swift app", {}, "m") == ["app"]  # gradio, from the ms_swift role's table
 

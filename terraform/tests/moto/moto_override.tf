@@ -1,9 +1,9 @@
 # Test-only drop-in: copy this file next to the module's .tf files to apply the module against
 # moto's server (see tests/README.md). Never part of a real deployment.
 
-# moto never gains capacity: few attempts keep the failover tests short. Two, not one: the SDK reuses
-# keep-alive connections to the test proxy and now and then reads from one just closed ("use of closed
-# network connection"), which one retry absorbs.
+# moto never gains capacity: few attempts keep the failover tests short. Two, not one: a transient error
+# of the local stand-ins gets one retry (the test proxy closes every connection after its reply, so the SDK
+# no longer reads from a reused one just closed: "use of closed network connection").
 provider "aws" {
   max_retries = 2
 }
