@@ -47,8 +47,14 @@ from swiftfleet.node_plugins import shard_rows
 
 DEPLOY_PORT = 8000
 APP_PORT = 7860  # the Gradio UIs' default (WebUIArguments.server_port)
-# What a service answers once it serves: the OpenAI API's model list, the Gradio page.
-HEALTH_PATHS = {"swift deploy": "/v1/models", "swift app": "/", "swift web-ui": "/"}
+# What a server answers once it serves: the OpenAI API's model list, the Gradio page, and the rollout server's
+# /health that the trainers ask before they start (swift/rlhf_trainers/vllm_client.py check_server; rollout.py:764).
+HEALTH_PATHS = {
+    "swift deploy": "/v1/models",
+    "swift app": "/",
+    "swift web-ui": "/",
+    "swift rollout": "/health",
+}
 # ms-swift arguments that name what a job must carry to its nodes (4.6.0's names; tests check they exist).
 # Models, like the job's `model`: a hub id downloaded on every node before the launch, s3:// or a local directory.
 MODEL_ARGS = frozenset({"ref_model", "reward_model", "teacher_model"})
@@ -72,8 +78,6 @@ SERVED = frozenset({"swift deploy", "swift eval"})
 ROLLOUT_SHARED_ARGS = frozenset(
     {"model_type", "model_revision", "torch_dtype", "template", "system", "max_length", "truncation_strategy"}
 )
-# What the trainers ask before they start (swift/rlhf_trainers/vllm_client.py check_server; rollout.py:764).
-ROLLOUT_HEALTH = "/health"
 SAVES_CHECKPOINTS = frozenset({"swift sft", "swift pt", "swift rlhf"})
 CARRIED_ARGS = MODEL_ARGS | FILE_ARGS | DIR_ARGS
 # A FILE_ARGS value ending so is a file name, never a preset: without ./ it would be looked for on the node.
@@ -281,7 +285,7 @@ class _Builder:
             config={"model": cfg["model"], **shared, **rollout.args, "host": "0.0.0.0", "port": port},
             port=port,
             hosts=hosts,
-            health=ROLLOUT_HEALTH,
+            health=HEALTH_PATHS["swift rollout"],
         )
 
     def nproc(self, nodes: list[NodeInfo]) -> int:

@@ -54,10 +54,11 @@ DATA_PARALLEL: frozenset[str] = frozenset(ROWS_FIELD)
 # chat (ms-swift's web UI has no authentication: it listens on the node's 127.0.0.1, reached by an SSH tunnel).
 SERVICES: frozenset[str] = frozenset({"swift deploy", "swift app", "swift web-ui"})
 TUNNELED: frozenset[str] = frozenset({"swift app", "swift web-ui"})
-TUNNELED_UI = (
-    "the UI listens on 127.0.0.1 on its node, reached only through the SSH tunnel the kit prints (ms-swift's web UI "
-    "has no authentication)"
-)
+TUNNELED_UI_ARGS = {
+    "server_name": "the UI listens on 127.0.0.1 on its node, reached only through the SSH tunnel the kit prints "
+    "(ms-swift's web UI has no authentication)",
+    "share": "a public gradio.live link would open the UI to the internet: use the SSH tunnel the kit prints",
+}
 # The environment the kit itself sets for torchrun and the hub; a job's env may not override it.
 KIT_ENV = frozenset({"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "USE_HF"})
 API_KEY_ENV = "SWIFT_API_KEY"
@@ -96,13 +97,9 @@ KIND_MANAGED_ARGS = {
         "dataset_shuffle": "the kit keeps the rows' order, so the joined result follows the input",
         "num_sampling_batches": "it would cut every node's share, not the whole set: give the rows to sample",
     },
-    "swift web-ui": {
-        "server_name": TUNNELED_UI,
-        "share": "a public gradio.live link would open the UI to the internet: use the SSH tunnel the kit prints",
-    },
+    "swift web-ui": TUNNELED_UI_ARGS,
     "swift app": {
-        "server_name": TUNNELED_UI,
-        "share": "a public gradio.live link would open the UI to the internet: use the SSH tunnel the kit prints",
+        **TUNNELED_UI_ARGS,
         "host": "the app's own model server listens on 127.0.0.1 on its node",
     },
 }
