@@ -14,6 +14,9 @@ Phases (each from its first command until the next phase begins):
   train   from there until rank 0's process ended (manual: `tail --pid` returned; kit: "Collect the job" begins)
   fetch   rank 0's output (the checkpoint) and every rank's log on the controller
 Sums: setup+stage+launch (issue 12's goal: kit <= 0.5x manual, never slower on a phase) and stage..fetch.
+--baked adds a third flow: after the kit's flow, its node 0 is baked into an image (`swiftfleet image bake`, the
+seconds printed apart: once per stack), and the kit's flow runs again on a fresh cluster of the same size started
+from that image (sfbm3 on 172.31.243.0/24); the image is removed at the end.
 The job: the tiny model the tests make, LoRA, 20 steps, one process a node, tests/e2e's CPU arguments; a run
 counts only if its fetched output holds checkpoint-20.
 Each flow gets a fresh cluster (manual: sfbm1 on 172.31.246.0/24, kit: sfbm2 on 172.31.247.0/24), up before and
@@ -70,7 +73,10 @@ SUMS = {
     "setup+stage+launch": ["setup", "stage", "launch"],
     "stage..fetch": ["stage", "launch", "train", "fetch"],
 }
-CLUSTERS = {"manual": ("sfbm1", "172.31.246.0/24"), "kit": ("sfbm2", "172.31.247.0/24")}
+CLUSTERS = {
+    "manual": ("sfbm1", "172.31.246.0/24"), "kit": ("sfbm2", "172.31.247.0/24"), "baked": ("sfbm3", "172.31.243.0/24"),
+}  # fmt: skip
+BAKED_TAG = "swiftfleet-baked:bench-manual-vs-kit"
 STEPS = 20
 JOB = "bench-kit"
 MANUAL_JOB_DIR = "/root/job"  # local nodes log in as root; manual_flow.sh works in ~/job
@@ -122,8 +128,9 @@ def fresh_cluster(flow: str, nodes: int, root: Path, logs: Path, meter: CpuMeter
     """A new cluster for one flow, its containers metered; removed afterwards whatever happens."""
     name, subnet = CLUSTERS[flow]
     config = root / f"{name}.yml"
+    image = {"image": BAKED_TAG} if flow == "baked" else {}
     config.write_text(
-        yaml.safe_dump({"provider": "local", "name": name, "node_count": nodes, "subnet": subnet})
+        yaml.safe_dump({"provider": "local", "name": name, "node_count": nodes, "subnet": subnet, **image})
     )
     env = {
         k: os.environ[k]
@@ -278,12 +285,30 @@ def kit_flow(cluster: Cluster, root: Path, timeline: Timeline, profile: bool) ->
         raise SystemExit(f"train.yml failed on {cluster.name}: {out.read_text()[-4000:]}")
 
 
+def bake(cluster: Cluster) -> float:
+    """Node 0 of the kit's cluster, set up and idle after its job, made into BAKED_TAG; the seconds it took."""
+    began = time.monotonic()
+    done = run_cli("image", "bake", "--config", str(cluster.config), "--node", "0", "--name", BAKED_TAG,
+                   env=cluster.env, timeout=900)  # fmt: skip
+    cluster.log("bake", done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"image bake failed: {done.stdout}{done.stderr}")
+    return time.monotonic() - began
+
+
 def one_flow(
-    flow: str, nodes: int, root: Path, logs: Path, meter: CpuMeter, profile: bool
+    flow: str,
+    nodes: int,
+    root: Path,
+    logs: Path,
+    meter: CpuMeter,
+    profile: bool,
+    baking: dict[str, float] | None,
 ) -> dict[str, Figures]:
-    """One flow on its own fresh cluster; its phases, once its fetched output proved the training ran."""
+    """One flow on its own fresh cluster; its phases, once its fetched output proved the training ran. With
+    `baking` (kit flow), node 0 is baked afterwards and the seconds recorded there."""
     timeline = Timeline(meter)
-    dest = Path(os.environ["SWIFTFLEET_OUTPUTS_DIR"]) / JOB if flow == "kit" else root / "manual-output"
+    dest = root / "manual-output" if flow == "manual" else Path(os.environ["SWIFTFLEET_OUTPUTS_DIR"]) / JOB
     shutil.rmtree(dest, ignore_errors=True)  # an earlier round's output proves nothing
     logs.mkdir(parents=True, exist_ok=True)
     with fresh_cluster(flow, nodes, root, logs, meter) as cluster:
@@ -291,6 +316,8 @@ def one_flow(
             manual_flow(cluster, root / "tiny", timeline, dest)
         else:
             kit_flow(cluster, root, timeline, profile)
+            if baking is not None:
+                baking["seconds"] = bake(cluster)
     if not any(dest.rglob(f"checkpoint-{STEPS}")):
         raise SystemExit(f"{flow} flow: no checkpoint-{STEPS} under {dest}: the run does not count")
     return timeline.phases()
@@ -306,12 +333,19 @@ def table(results: dict[str, list[dict[str, Figures]]]) -> str:
         return Figures(*(statistics.median(sum(getattr(f, k) for f in run) for run in runs)
                          for k in ("wall", "controller", "nodes")))  # fmt: skip
 
+    kits = [flow for flow in ("kit", "baked") if results.get(flow)]
     rows = []
     for label, phases in [*((p, [p]) for p in PHASES), *SUMS.items()]:
-        m, k = median("manual", phases), median("kit", phases)
-        rows.append([label, cell(m), cell(k), f"{k.wall / m.wall:.2f}", f"{k.cpu / m.cpu:.2f}"])
-    header = ["phase", "manual: wall | CPU-s (ctl+nodes)", "kit: wall | CPU-s (ctl+nodes)", "kit/manual wall",
-              "kit/manual CPU"]  # fmt: skip
+        m = median("manual", phases)
+        row = [label, cell(m)]
+        for flow in kits:
+            k = median(flow, phases)
+            row += [cell(k), f"{k.wall / m.wall:.2f}", f"{k.cpu / m.cpu:.2f}"]
+        rows.append(row)
+    header = ["phase", "manual: wall | CPU-s (ctl+nodes)"]
+    for flow in kits:
+        name = {"kit": "kit", "baked": "kit, baked image"}[flow]
+        header += [f"{name}: wall | CPU-s (ctl+nodes)", f"{flow}/manual wall", f"{flow}/manual CPU"]
     return render(header, rows)
 
 
@@ -325,11 +359,15 @@ def main() -> None:
     )
     parser.add_argument("--logs", type=Path, help="keep every command's output here (default: removed)")
     parser.add_argument("--profile", action="store_true", help="profile_tasks on the kit's playbooks")
+    parser.add_argument(
+        "--baked", action="store_true", help="also the kit's flow on nodes from a baked image"
+    )
     opts = parser.parse_args()
     if not 1 <= opts.nodes <= 200 or opts.rounds < 1:
         parser.error("--nodes must be 1..200 and --rounds at least 1")
     meter = CpuMeter()
-    results: dict[str, list[dict[str, Figures]]] = {"manual": [], "kit": []}
+    results: dict[str, list[dict[str, Figures]]] = {"manual": [], "kit": [], "baked": []}
+    bakes: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sfbench-manual-kit-") as tmp:
             root = Path(tmp)
@@ -340,21 +378,35 @@ def main() -> None:
             )
             try:
                 for i in range(opts.rounds):
-                    for flow in ("manual", "kit") if i % 2 == 0 else ("kit", "manual"):
+                    flows = ["manual", "kit"] if i % 2 == 0 else ["kit", "manual"]
+                    if opts.baked:
+                        flows.insert(flows.index("kit") + 1, "baked")  # right after the kit's flow baked it
+                    for flow in flows:
                         logs = root / "logs" / f"round{i + 1}"
-                        figures = one_flow(flow, opts.nodes, root, logs, meter, opts.profile)
+                        baking: dict[str, float] | None = {} if flow == "kit" and opts.baked else None
+                        figures = one_flow(flow, opts.nodes, root, logs, meter, opts.profile, baking)
                         results[flow].append(figures)
                         print(f"round {i + 1} {flow}: " + json.dumps({p: round(f.wall, 1) for p, f in figures.items()}),
                               flush=True)  # fmt: skip
+                        if baking:
+                            bakes.append(baking["seconds"])
+                            print(
+                                f"round {i + 1} image bake of the kit's node 0: {baking['seconds']:.1f} s",
+                                flush=True,
+                            )
             finally:
                 if opts.logs and (root / "logs").is_dir():
                     shutil.copytree(root / "logs", opts.logs, dirs_exist_ok=True)
+                if opts.baked:
+                    run_cli("image", "rm", BAKED_TAG)
     finally:
         meter.close()
     print(
         f"\n{opts.nodes} nodes, median of {opts.rounds} round(s); CPU-s = controller + nodes (shared cores)"
     )
     print(table(results))
+    if bakes:
+        print(f"image bake (once per stack, not in the table): median {statistics.median(bakes):.1f} s")
 
 
 if __name__ == "__main__":
