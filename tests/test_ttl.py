@@ -52,6 +52,12 @@ def test_parse_read() -> None:
     assert ttl.parse_read("n0", f"now={NOW}\n") == ttl.NodeTime("n0", NOW, None, None, False)
 
 
+def test_parse_read_of_raw_output() -> None:
+    """ttl_read.yml runs raw, which allocates a tty: every line ends in \\r\\n."""
+    read = ttl.parse_read("n0", f"now={NOW}\r\ndeadline={NOW + 60}\r\nidle=60\r\njob=activating\r\n")
+    assert read == ttl.NodeTime("n0", NOW, NOW + 60, 60, True)
+
+
 @pytest.mark.parametrize(
     ("state", "running"),
     [("activating", True), ("deactivating", True), ("inactive", False), ("failed", False)],
