@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 
 
 def lay_out(root: str, uploads: Iterable[Mapping[str, str]]) -> None:
-    """Makes `root` anew with a link <root>/<dest> -> <src> for each upload (parents created, private)."""
+    """Makes `root` anew (0700: nothing under it reachable by other users) with a link <root>/<dest> -> <src> for
+    each upload, parents created."""
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root, mode=0o700)
     for upload in uploads:
