@@ -62,8 +62,14 @@ def _serves_only_through_the_tunnel_then_stops(
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             _page(url)  # the tunnel is still up, the UI behind it is gone
     finally:
+        # communicate() drains ssh's stderr: an unread pipe that fills up blocks ssh in write(), where SIGTERM
+        # alone never ends it (CI once waited 10 s for a terminated tunnel in vain).
         tunnel.terminate()
-        tunnel.wait(timeout=10)
+        try:
+            tunnel.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            tunnel.kill()
+            tunnel.communicate()
 
 
 def test_app_serves_its_page_only_through_the_printed_tunnel_and_stops(installed: Rehearsal) -> None:
