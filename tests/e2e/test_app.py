@@ -62,8 +62,8 @@ def _serves_only_through_the_tunnel_then_stops(
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             _page(url)  # the tunnel is still up, the UI behind it is gone
     finally:
-        # communicate() drains ssh's stderr: an unread pipe that fills up blocks ssh in write(), where SIGTERM
-        # alone never ends it (CI once waited 10 s for a terminated tunnel in vain).
+        # CI once waited 10 s in vain for a terminated tunnel (cause not found): communicate() drains ssh's stderr
+        # (a full, unread pipe would block ssh in write()), and kill() ends it if SIGTERM did not.
         tunnel.terminate()
         try:
             tunnel.communicate(timeout=10)
