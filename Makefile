@@ -84,8 +84,8 @@ nccl-test: venv ## all_reduce_perf over every GPU, EFA plugin forced; bus bandwi
 demo: cluster-up check ## The main job on the local default: cluster up, then the connectivity report
 
 lint: venv ## ruff, mypy, terraform fmt/validate, checkov, ansible-lint
-	ruff check src tests bench callback_plugins playbooks/action_plugins
-	ruff format --check src tests bench callback_plugins playbooks/action_plugins
+	ruff check src tests bench callback_plugins playbooks/action_plugins playbooks/files
+	ruff format --check src tests bench callback_plugins playbooks/action_plugins playbooks/files
 	mypy src
 	$(MAKE) tf-check
 

@@ -1,5 +1,6 @@
 """setup.yml's question to each node before any role: is the last complete setup current (same fingerprint, no
-drift)? playbooks/files/setup_current.py run as the node runs it, against records in a temporary directory."""
+drift)? playbooks/files/setup_current.py run as the node runs it (python3 -c with the script's text), against
+records in a temporary directory."""
 
 import json
 import os
@@ -22,7 +23,7 @@ def _ask(tmp: Path, fingerprint: str = "fp1", path: str | None = None) -> dict[s
     empty.mkdir(exist_ok=True)
     env = {**os.environ, "PATH": path if path is not None else str(empty)}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--fingerprint", fingerprint, "--setup-file", str(tmp / "setup.json"),
+        [sys.executable, "-c", SCRIPT.read_text(), "--fingerprint", fingerprint, "--setup-file", str(tmp / "setup.json"),
          "--record-file", str(tmp / "node.json")],
         capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
@@ -59,7 +60,16 @@ def node(tmp_path: Path) -> Path:
 
 
 def test_an_unchanged_node_is_current(node: Path) -> None:
-    assert _ask(node) == {"current": True, "same_inputs": True, "why": ""}
+    record = json.loads((node / "node.json").read_text())
+    assert _ask(node) == {"current": True, "same_inputs": True, "why": "", "record": record}
+
+
+def test_a_record_that_is_not_a_json_object_is_not_current(node: Path) -> None:
+    (node / "node.json").write_text("[]")
+    assert _ask(node) == {
+        "current": False, "same_inputs": True, "why": f"the setup record {node / 'node.json'} is not a JSON object",
+        "record": None,
+    }  # fmt: skip
 
 
 def test_other_inputs_or_no_finished_setup_are_not_current(node: Path) -> None:
@@ -83,7 +93,7 @@ def test_storage_that_setup_recorded_must_still_be_there(node: Path) -> None:
     ):
         (node / "node.json").write_text(json.dumps({**record, **changes}))
         answer = _ask(node)
-        assert answer == {"current": False, "same_inputs": True, "why": why}
+        assert answer == {"current": False, "same_inputs": True, "why": why, "record": None}
 
 
 def test_drift_of_what_setup_left_is_named(node: Path) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Is this node's setup current? Prints {"current": bool, "same_inputs": bool, "why": str} as JSON (run by
-setup.yml before any role).
+"""Is this node's setup current? Prints {"current": bool, "same_inputs": bool, "why": str, "record": dict | None}
+as JSON (run by setup.yml before any role); record: the node's setup record when current (the controller keeps it).
 
 Current: the last setup finished here with the same fingerprint (swiftfleet.setup_fingerprint: the kit's files
 and the host's variables), and what it left has not drifted since: the environment and the env files it recorded
@@ -55,17 +55,24 @@ def recorded_fingerprint(setup_file: str) -> str | None:
         return None
 
 
-def why_not_current(fingerprint: str, setup_file: str, record_file: str) -> str:
-    """ "" when current, else the first reason it is not."""
+def read_record(fingerprint: str, setup_file: str, record_file: str) -> tuple[str, dict]:
+    """The node's setup record, with "" when it is current, else the first reason it is not."""
     if recorded_fingerprint(setup_file) != fingerprint:
         if not os.path.exists(setup_file):
-            return f"no {setup_file} (never set up here, or the last setup did not finish)"
-        return "the kit's roles or this host's setup variables changed since the last setup"
+            return f"no {setup_file} (never set up here, or the last setup did not finish)", {}
+        return "the kit's roles or this host's setup variables changed since the last setup", {}
     try:
         with open(record_file) as f:
             record = json.load(f)
     except (OSError, ValueError) as exc:
-        return f"no readable setup record {record_file} ({exc})"
+        return f"no readable setup record {record_file} ({exc})", {}
+    if not isinstance(record, dict):
+        return f"the setup record {record_file} is not a JSON object", {}
+    return drift(record), record
+
+
+def drift(record: dict) -> str:
+    """ "" when what the record says setup left is still there, else the first thing that is not."""
     for key, what in (("data_dir", "the data directory"), ("hub_cache", "the hub cache")):
         if record.get(key) and not os.path.isdir(record[key]):
             return f"{what} {record[key]} is gone"
@@ -99,10 +106,12 @@ def main() -> None:
     parser.add_argument("--setup-file", default="/etc/swiftfleet/setup.json")
     parser.add_argument("--record-file", default="/etc/swiftfleet/node.json")
     args = parser.parse_args()
-    why = why_not_current(args.fingerprint, args.setup_file, args.record_file)
+    why, record = read_record(args.fingerprint, args.setup_file, args.record_file)
     # same_inputs: the recorded fingerprint is this one (drift aside), so a run may keep it until it completes.
     same = recorded_fingerprint(args.setup_file) == args.fingerprint
-    print(json.dumps({"current": not why, "same_inputs": same, "why": why}))
+    print(
+        json.dumps({"current": not why, "same_inputs": same, "why": why, "record": None if why else record})
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from swiftfleet.table import render
 
 Report = dict[str, Any]
 SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=15s"
+# The playbook's GPU query ends with this prefix and nvidia-smi's exit code (no line at all: no nvidia-smi).
+RC_MARKER = "swiftfleet-nvidia-smi-rc="
 
 
 def run(cluster: Cluster) -> Report:
@@ -34,7 +36,10 @@ def run(cluster: Cluster) -> Report:
     report_path, log_path = state / "check.json", state / "check.log"
     report_path.unlink(missing_ok=True)
     run_id = uuid.uuid4().hex[:8]  # names the rendezvous listener's transient unit
-    extra = {"check_group": group_name(cluster.name), "check_report": str(report_path), "check_run": run_id}
+    extra = {
+        "check_group": group_name(cluster.name), "check_report": str(report_path), "check_run": run_id,
+        "check_rc_marker": RC_MARKER,
+    }  # fmt: skip
     cmd = [
         ansible_playbook(), str(paths.playbooks_dir() / "check.yml"),
         "-i", str(inventory_path(cluster.name)), "-e", json.dumps(extra),
@@ -89,31 +94,44 @@ def format_table(report: Report) -> str:
     return f"{render(head, rows)}\ncluster {report['cluster']!r}: {verdict} (MASTER_ADDR={report['master_addr']})"
 
 
+def _gpu_query(text: str) -> tuple[int | None, list[str]]:
+    """nvidia-smi's exit code (None: the node has no nvidia-smi) and its output lines, from the raw step's output."""
+    rc, lines = None, []
+    for line in text.replace("\r", "").splitlines():
+        if line.startswith(RC_MARKER):
+            rc = int(line.removeprefix(RC_MARKER))
+        elif line.strip():
+            lines.append(line.strip())
+    return rc, lines
+
+
 def _node(row: dict[str, Any]) -> dict[str, Any]:
     reachable = bool(row["reachable"])
-    lines = [line for line in row.get("nvidia_smi", []) if line.strip()]
+    rc, output = _gpu_query(str(row.get("gpu_query") or ""))
+    lines = output if rc == 0 else []
     fields = [[f.strip() for f in line.split(",")] for line in lines]
     gpus = [{"name": f[0], "memory": f[1] if len(f) > 1 else "?"} for f in fields]
     driver = fields[0][2] if fields and len(fields[0]) > 2 else None
+    reaches_rank0 = reachable and str(row.get("probe") or "").strip() == "reached"
     expected = int(row.get("expected_gpus", 0))
     problems = []
     login_error = str(row.get("login_error") or "")
     if not reachable:
         problems.append(f"unreachable: {_login_problem(login_error)}")
     else:
-        rc, error = row.get("nvidia_smi_rc"), row.get("nvidia_smi_error", "")
         if rc not in (0, None):
-            problems.append(f"nvidia-smi failed (rc {rc}): {error}")
+            problems.append(f"nvidia-smi failed (rc {rc}): {' '.join(output)}")
         if len(gpus) < expected:
             problems.append(f"expected {expected} GPU(s), found {len(gpus)}")
-        if row.get("listener_error"):
-            problems.append(f"cannot listen on rank 0's port: {row['listener_error']}")
-        if not row["reaches_rank0"]:
-            problems.append(f"cannot reach rank 0 ({row.get('port')}/tcp)")
+        if str(row.get("listener_error") or "").strip():
+            problems.append(f"cannot listen on rank 0's port: {' '.join(row['listener_error'].split())}")
+        if not reaches_rank0:
+            probe = " ".join(str(row.get("probe") or "no probe").split())
+            problems.append(f"cannot reach rank 0 ({row.get('port')}/tcp): {probe}")
     return {
         "node": row["node"], "rank": row.get("rank"), "address": row.get("address"), "reachable": reachable,
         "gpus": gpus, "expected_gpus": expected, "driver": driver, "port": row.get("port"),
-        "reaches_rank0": reachable and bool(row["reaches_rank0"]), "problems": problems,
+        "reaches_rank0": reaches_rank0, "problems": problems,
         "login_error": login_error,
     }  # fmt: skip
 

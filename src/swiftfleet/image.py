@@ -22,10 +22,12 @@ MIRRORS = (
     "deb http://deb.debian.org/debian bookworm-updates main",
     "deb http://deb.debian.org/debian-security bookworm-security main",
 )
-# python3-apt: Ansible's apt module; dbus: systemd-run, hostnamectl and friends over the system bus.
+# python3-apt: Ansible's apt module; dbus: systemd-run, hostnamectl and friends over the system bus; rsync: the
+# Ubuntu server images the Deep Learning AMIs build on ship it, so a local node is set up as a DLAMI is
+# (node_storage installs it where it is missing; its Molecule scenario removes it first to prove that).
 PACKAGES = (
     "python3", "python3-apt", "python3-venv", "openssh-server", "sudo", "systemd", "systemd-sysv",
-    "dbus", "iproute2", "procps", "ca-certificates",
+    "dbus", "iproute2", "procps", "ca-certificates", "rsync",
 )  # fmt: skip
 # dpkg without fsync and without manuals: the image makes throwaway test nodes. The options stay in the image
 # (as in Debian's slim images), so the roles' later installs are quick and small too.

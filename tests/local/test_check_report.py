@@ -15,15 +15,22 @@ HOST_KEY_BANNER = (
 def row(rank: int, **changes: Any) -> dict[str, Any]:
     base = {
         "node": f"c-node{rank}", "rank": rank, "address": f"10.0.0.{10 + rank}", "reachable": True,
-        "login_error": "", "expected_gpus": 0, "nvidia_smi_rc": None, "nvidia_smi": [], "nvidia_smi_error": "",
-        "listener_error": "", "port": 29500, "reaches_rank0": True,
+        "login_error": "", "expected_gpus": 0, "gpu_query": "", "listener_error": "", "port": 29500,
+        "probe": "reached\r\n",
     }  # fmt: skip
     return {**base, **changes}
 
 
+def gpu_query(rc: int, *lines: str) -> str:
+    """The GPU query step's raw output: nvidia-smi's lines, then the exit code line (a tty: \r\n)."""
+    return "".join(f"{line}\r\n" for line in [*lines, f"{check.RC_MARKER}{rc}"])
+
+
 def a100(n: int) -> dict[str, Any]:
-    lines = ["NVIDIA A100-SXM4-40GB, 40960 MiB, 550.90.07"] * n
-    return {"expected_gpus": 8, "nvidia_smi_rc": 0, "nvidia_smi": lines}
+    return {
+        "expected_gpus": 8,
+        "gpu_query": gpu_query(0, *["NVIDIA A100-SXM4-40GB, 40960 MiB, 550.90.07"] * n),
+    }
 
 
 def report(*rows: dict[str, Any]) -> dict[str, Any]:
@@ -54,11 +61,13 @@ def test_each_blocking_problem_is_reported() -> None:
     r = report(
         row(0, **a100(8)),
         row(1, **a100(4)),
-        row(2, nvidia_smi_rc=9, nvidia_smi_error="NVIDIA-SMI has failed because it couldn't communicate"),
-        row(3, reachable=False, reaches_rank0=False, login_error=HOST_KEY_BANNER),
-        row(4, reaches_rank0=False),
-        row(5, reachable=False, reaches_rank0=False, login_error="Task failed: Failed to connect to the host "
+        row(2, gpu_query=gpu_query(9, "NVIDIA-SMI has failed because it couldn't communicate")),
+        row(3, reachable=False, probe="", login_error=HOST_KEY_BANNER),
+        row(4, probe="not reached: [Errno 111] Connection refused\r\n"),
+        row(5, reachable=False, probe="", login_error="Task failed: Failed to connect to the host "
             "via ssh: ssh: connect to host 10.0.0.15 port 22: Connection refused"),
+        row(6, listener_error="Failed to start transient service unit: Access denied\r\n",
+            probe="not reached: timed out\r\n"),
     )  # fmt: skip
     problems = [n["problems"] for n in r["nodes"]]
     assert problems == [
@@ -66,14 +75,23 @@ def test_each_blocking_problem_is_reported() -> None:
         ["expected 8 GPU(s), found 4"],
         ["nvidia-smi failed (rc 9): NVIDIA-SMI has failed because it couldn't communicate"],
         ["unreachable: host key changed (refused: not the pinned key)"],
-        ["cannot reach rank 0 (29500/tcp)"],
+        ["cannot reach rank 0 (29500/tcp): not reached: [Errno 111] Connection refused"],
         ["unreachable: ssh: connect to host 10.0.0.15 port 22: Connection refused"],
+        [
+            "cannot listen on rank 0's port: Failed to start transient service unit: Access denied",
+            "cannot reach rank 0 (29500/tcp): not reached: timed out",
+        ],
     ]
     assert not check.healthy(r)
     table = check.format_table(r).splitlines()
     assert table[-1] == "cluster 'c': NOT ready (MASTER_ADDR=10.0.0.10)"
     assert table[5].split()[:3] == ["c-node3", "3", "NO"]
     assert table[6].split()[:6] == ["c-node4", "4", "yes", "none", "-", "NO"]
+
+
+def test_a_node_without_nvidia_smi_has_no_gpus_and_no_driver() -> None:
+    node = report(row(0))["nodes"][0]
+    assert (node["gpus"], node["driver"], node["problems"], node["reaches_rank0"]) == ([], None, [], True)
 
 
 def test_an_empty_report_is_not_ready() -> None:
