@@ -4,8 +4,12 @@ listing that playbooks/library/swiftfleet_unit_watch.py hands it, on a real dire
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from swiftfleet.jobs import checkpoints
 from tests.conftest import library_module
@@ -65,6 +69,8 @@ def test_parts_from_every_rank_merge_lowest_rank_first_and_only_complete_ones_go
     assert c["parts"][1] == {
         "host": "n1", "src": f"/j1/output/{RUN}/checkpoint-4", "dest": base,
         "names": ["global_step4/zero_pp_rank_1_states.pt"],
+        "rsync": ["--include=*/", "--include=/global_step4/zero_pp_rank_1_states.pt", "--exclude=*",
+                  "--prune-empty-dirs"],
     }  # fmt: skip
     assert c["marker_dest"] == f"{base}/{checkpoints.MARKER}"
     assert checkpoints.to_copy(PLAN, [rank0, rank1], done=[f"{RUN}/checkpoint-4"]) == []  # never twice
@@ -91,9 +97,11 @@ def test_only_copies_that_arrived_whole_land_with_marker_and_report() -> None:
     rank0 = _look("checkpoint-4", **{"checkpoint-2": ["a", "b"], "checkpoint-4": ["a"]})
     rank1 = _look("checkpoint-4", **{"checkpoint-2": ["c"], "checkpoint-4": ["c"]})
     two, four = checkpoints.to_copy(PLAN, [rank0, rank1], [])
-    fetched = {"results": [{"item": f, "checksum": "x"} for f in two["files"]]}
-    failed = {"results": [{"item": four["files"][0], "msg": "file not found"}]}
-    landed = checkpoints.landed([two, four], [fetched, failed, {"skipped": True}])
+    # One transfer per rank's part (an rsync pull, or an S3 upload): rank 1's part of checkpoint-4 failed (rc 23:
+    # rsync's partial transfer, the checkpoint was rotated away meanwhile).
+    rank0_parts = {"results": [{"item": c["parts"][0], "rc": 0} for c in (two, four)]}
+    rank1_parts = {"results": [{"item": two["parts"][1], "rc": 0}, {"item": four["parts"][1], "rc": 23}]}
+    landed = checkpoints.landed([two, four], [rank0_parts, rank1_parts, {"skipped": True}])
     assert [c["path"] for c in landed] == [two["path"]]
     marker = json.loads(landed[0]["marker"])
     assert (marker["step"], marker["ranks"], marker["files"], marker["bytes"]) == (2, [0, 1], 3, 30)
@@ -101,10 +109,10 @@ def test_only_copies_that_arrived_whole_land_with_marker_and_report() -> None:
     assert landed[0]["report"].startswith(
         f"checkpoint-2 safe at {two['dest']}: 3 files, 0.0 MB from rank 0, 1; lag "
     )
-    # S3: one upload per rank's part; a failed one leaves the checkpoint unmarked.
     parts = [{"item": p, "rc": 0} for p in two["parts"]]
     assert len(checkpoints.landed([two], [{"results": parts}])) == 1
     assert checkpoints.landed([two], [{"results": [{**parts[0], "rc": 1}, parts[1]]}]) == []
+    assert checkpoints.landed([two], [{"results": parts[:1]}]) == []  # rank 1's part never ran
 
 
 def test_resume_takes_the_newest_marked_checkpoint(tmp_path: Path) -> None:
@@ -136,3 +144,22 @@ def test_the_unit_watch_lists_checkpoints_and_links(tmp_path: Path) -> None:
     assert [c["path"] for c in found] == [f"{RUN}/checkpoint-3"]
     assert [f[:2] for f in found[0]["files"]] == [["global_step3/shard.pt", 5], ["trainer_state.json", 2]]
     assert watch.list_checkpoints(str(tmp_path / "absent")) == ([], {})
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed (make deps installs it)")
+def test_a_parts_rsync_filters_take_exactly_its_files(tmp_path: Path) -> None:
+    """The filters of a rank's part, run by a real rsync: its files (wildcard characters in a name included) and the
+    directories on their way arrive; the files another rank sends and unlisted ones do not."""
+    src, dest = tmp_path / "checkpoint-4", tmp_path / "copy"
+    names = ["adapter.safetensors", "iter/x[1].distcp", "w*?.pt"]
+    for name in [*names, "iter/other.distcp", "global_step4/zero_pp_rank_1_states.pt"]:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(name)
+    done = subprocess.run(
+        ["rsync", "-a", *checkpoints.rsync_filters(names), f"{src}/", f"{dest}/"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(names)
+    assert not (dest / "global_step4").exists()  # no empty directory of another rank's part

@@ -20,6 +20,7 @@ from typing import Any
 
 MARKER = ".swiftfleet-complete"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_RSYNC_WILDCARD = re.compile(r"[*?[]")
 
 
 def step_of(path: str) -> int | None:
@@ -85,13 +86,15 @@ def to_copy(
                     }
                     for name, (rank, _) in sorted(files.items())
                 ],
-                # Per rank, for one `aws s3 cp --recursive` of its files (include filters) instead of one per file.
+                # Per rank, one transfer of its files instead of one per file: `aws s3 cp --recursive` with include
+                # filters (names), or one rsync pull to the controller with `rsync` (its filter options).
                 "parts": [
                     {
                         "host": nodes[rank]["host"],
                         "src": f"{nodes[rank]['job_dir']}/output/{path}",
                         "dest": base,
-                        "names": sorted(n for n, (r, _) in files.items() if r == rank),
+                        "names": (names := sorted(n for n, (r, _) in files.items() if r == rank)),
+                        "rsync": rsync_filters(names),
                     }
                     for rank in sorted({rank for rank, _ in files.values()})
                 ],
@@ -101,23 +104,30 @@ def to_copy(
     return copies
 
 
+def rsync_filters(names: Iterable[str]) -> list[str]:
+    """rsync options that transfer exactly these files (paths relative to the transfer's root) and the directories
+    on their way, nothing else. rsync's wildcards in a name (* ? [) are escaped; ms-swift and Megatron name no
+    checkpoint file with a backslash, which rsync would read as an escape only beside a wildcard."""
+    escaped = (_RSYNC_WILDCARD.sub(r"\\\g<0>", n) for n in names)
+    return ["--include=*/", *(f"--include=/{n}" for n in escaped), "--exclude=*", "--prune-empty-dirs"]
+
+
 def _iso(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
 
 
 def landed(copies: Sequence[Mapping[str, Any]], results: Iterable[Any]) -> list[dict[str, Any]]:
     """The copies whose every file arrived, each with its marker (JSON text) and its one-line report.
-    results: every rank's registered loop of copies (a skipped rank has no `results`). The copy tasks do not fail
-    (failed_when false) so that one checkpoint removed meanwhile (save_total_limit) does not stop the run: a file
-    arrived when its result carries the checksum the copy verified."""
+    results: every rank's registered loop of copies (a skipped rank has no `results`), one per part (a rank's
+    files: one rsync pull or one S3 upload). The copy tasks do not fail (failed_when false) so that one checkpoint
+    removed meanwhile (save_total_limit) does not stop the run: a part arrived when its transfer ended with rc 0
+    (rsync checks every file it writes against the sender's checksum)."""
     arrived: set[str] = set()
     for reg in results:
         for r in reg.get("results", []) if isinstance(reg, Mapping) else []:
             item = r.get("item", {})
-            if "names" in item and r.get("rc") == 0:  # one rank's part, uploaded to S3
+            if "names" in item and r.get("rc") == 0:
                 arrived.update(f"{item['dest']}/{name}" for name in item["names"])
-            elif "src" in item and r.get("checksum"):  # one file, fetched and its checksum compared
-                arrived.add(item["dest"])
     now = time.time()
     done = []
     for c in copies:
